@@ -1,0 +1,1 @@
+"""Streaming readers and verified writers for labelled image datasets in object storage."""

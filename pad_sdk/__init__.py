@@ -1,0 +1,1 @@
+"""pad-sdk: dataset distillation with PAD."""

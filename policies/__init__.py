@@ -1,0 +1,1 @@
+"""Compression, bias, acceptance and budget rules as validated, frozen objects."""

@@ -143,7 +143,10 @@ def _bounds(metadata: list[Any]) -> str:
         elif isinstance(item, at.Lt):
             high = f" < {item.lt}"
         elif isinstance(item, at.MinLen):
-            low = f"at least {item.min_length} characters"
+            low = f"at least {item.min_length} long"
+    patterns = [item.pattern for item in metadata if isinstance(getattr(item, "pattern", None), str)]
+    if patterns:
+        return f"matching {patterns[0]}"
     if low.startswith("at least"):
         return low
     return f"{low}value{high}" if (low or high) else ""

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import policies
 
@@ -51,10 +52,12 @@ def test_exception_tree():
 def test_import_pulls_in_no_torch_numpy_or_sdk():
     code = (
         "import sys, policies\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'numpy', 'pad_sdk', 'connectors'})\n"
+        "heavy = {'torch', 'numpy', 'pad_sdk', 'connectors'}\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]  # the repository root, so `policies` imports uninstalled
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == ""
 
 

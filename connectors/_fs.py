@@ -1,0 +1,321 @@
+"""URL resolution, storage options, secret redaction and error translation.
+
+fsspec resolves every URL (``/path``, ``file://``, ``s3://``, ``memory://``, ...); this module adds the
+three things fsspec leaves to us: friendly storage options for S3, redaction of credentials, and the
+translation of backend exceptions (OSError, botocore, aiohttp, pyarrow, gzip/zip) into the
+:mod:`connectors.errors` tree at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import fsspec
+import structlog
+from fsspec.spec import AbstractFileSystem
+
+from connectors.errors import (
+    AccessDeniedError,
+    ConnectorError,
+    CorruptDataError,
+    EndpointUnreachableError,
+    MissingBackendError,
+    SourceNotFoundError,
+)
+
+log = structlog.get_logger(__name__)
+
+# Option names whose values are credentials: never logged, never put in a message.
+SECRET_OPTION_NAMES = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "session_token",
+        "password",
+        "access_key",
+        "secret_key",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "credentials",
+    }
+)
+
+# Packages that provide the fsspec backend for a protocol (for the "install X" hint).
+_BACKEND_PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "adl": "adlfs",
+    "hf": "huggingface_hub",
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "sftp": "paramiko",
+    "ssh": "paramiko",
+    "smb": "smbprotocol",
+    "hdfs": "pyarrow",
+    "oci": "ocifs",
+}
+
+# Names of exception classes (anywhere in the MRO) that mean "could not reach the endpoint". Matching
+# by name keeps botocore / aiohttp optional imports out of this module.
+_UNREACHABLE_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "FSTimeoutError",
+        "ReadTimeoutError",
+        "ProxyConnectionError",
+    }
+)
+_CREDENTIAL_NAMES = frozenset({"NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"})
+_NOT_FOUND_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "404", "NotFound"})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "AllAccessDisabled",
+    }
+)
+_TRANSLATED_MODULE_PREFIXES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "pyarrow")
+
+_URL_QUERY = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?]*)\?[^\s'\"]*")
+_SIGNED_PARAMS = re.compile(
+    r"(?<![\w-])((?:X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|Expires|sig|se|sp|sv|Policy|Key-Pair-Id)=)[^&\s'\"]+"
+)
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_uri(uri: str) -> str:
+    """Return ``uri`` without user-info, query string or fragment (signed URLs carry secrets there)."""
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        return uri.split("?", 1)[0]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def collect_secrets(options: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """All credential values found in ``options`` (nested dicts included), longest first."""
+    found: list[str] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, Mapping):
+            for name, value in obj.items():
+                if str(name).lower() in SECRET_OPTION_NAMES and isinstance(value, str) and value:
+                    found.append(value)
+                else:
+                    walk(value)
+
+    walk(options or {})
+    return tuple(sorted(set(found), key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove secret values, URL query strings, signed-URL parameters and user-info from ``text``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = _URL_QUERY.sub(r"\1?<redacted>", text)
+    text = _SIGNED_PARAMS.sub(r"\1***", text)
+    return _USERINFO.sub(r"\1", text)
+
+
+def normalise_storage_options(protocol: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Map the SDK's friendly option names onto the backend's own.
+
+    For S3 (s3fs): ``endpoint_url``/``endpoint`` and ``region`` go into ``client_kwargs`` (where s3fs
+    expects them); ``profile``, ``anon``, ``key``, ``secret``, ``token`` pass through unchanged. Other
+    protocols get ``options`` as they are.
+    """
+    opts = dict(options or {})
+    if protocol not in ("s3", "s3a"):
+        return opts
+    client_kwargs = dict(opts.pop("client_kwargs", None) or {})
+    endpoint = opts.pop("endpoint_url", None) or opts.pop("endpoint", None)
+    if endpoint:
+        client_kwargs.setdefault("endpoint_url", endpoint)
+    region = opts.pop("region", None) or opts.pop("region_name", None)
+    if region:
+        client_kwargs.setdefault("region_name", region)
+    if client_kwargs:
+        opts["client_kwargs"] = client_kwargs
+    return opts
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved URL: the fsspec filesystem, the backend path, and the redacted URI for messages."""
+
+    fs: AbstractFileSystem
+    path: str
+    uri: str
+    protocol: str
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def join(self, *names: str) -> str:
+        """Backend path of ``names`` below this location."""
+        return "/".join([self.path.rstrip("/"), *names])
+
+    def display(self, path: str) -> str:
+        """A redacted, human-readable name for a backend ``path`` (used in errors and logs)."""
+        if self.protocol in ("file", "local"):
+            return path
+        return f"{self.protocol}://{path.removeprefix(self.protocol + '://')}"
+
+    def translating(self, file: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Context manager translating backend errors raised inside it (see :func:`translate_errors`)."""
+        return translate_errors(
+            self.uri, file=None if file is None else self.display(file), secrets=self.secrets
+        )
+
+
+def resolve(
+    uri: str,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: AbstractFileSystem | None = None,
+) -> Location:
+    """Resolve ``uri`` to a :class:`Location`.
+
+    ``filesystem`` (an fsspec instance) may be injected, e.g. by tests; ``uri`` is then a path on it.
+    Raises MissingBackendError when the protocol's backend package is not installed.
+    """
+    secrets = collect_secrets(storage_options)
+    safe_uri = scrub(redact_uri(uri), secrets)
+    protocol = urlsplit(uri).scheme or "file"
+    if filesystem is not None:
+        proto = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
+        return Location(filesystem, filesystem._strip_protocol(uri), safe_uri, proto, secrets)
+    if len(protocol) == 1:  # a Windows drive letter, not a protocol
+        protocol = "file"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as exc:
+        package = _BACKEND_PACKAGES.get(protocol)
+        hint = f"; install {package} (pip install {package})" if package else ""
+        raise MissingBackendError(
+            f"no filesystem backend for protocol {protocol!r}{hint}", package=package, uri=safe_uri
+        ) from exc
+    options = normalise_storage_options(protocol, storage_options)
+    with translate_errors(safe_uri, secrets=secrets):
+        fs, path = fsspec.core.url_to_fs(uri, **options)
+    return Location(fs, path, safe_uri, protocol, secrets)
+
+
+def translate(
+    exc: BaseException, uri: str | None, *, file: str | None = None, secrets: Iterable[str] = ()
+) -> ConnectorError | None:
+    """Map a backend exception onto the :mod:`connectors.errors` tree; None if it is not ours to map."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    module = type(exc).__module__ or ""
+    code = _client_error_code(exc)
+    detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    kwargs: dict[str, Any] = {"uri": uri, "file": file}
+    if names & _UNREACHABLE_NAMES or isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return EndpointUnreachableError(f"storage endpoint unreachable: {detail}", **kwargs)
+    if names & _CREDENTIAL_NAMES or code in _DENIED_CODES or isinstance(exc, PermissionError):
+        return AccessDeniedError(f"access denied: {detail}", **kwargs)
+    if code in _NOT_FOUND_CODES or isinstance(exc, FileNotFoundError):
+        return SourceNotFoundError(f"not found: {detail}", **kwargs)
+    if isinstance(exc, EOFError | zlib.error | zipfile.BadZipFile) or "ArrowInvalid" in names:
+        return CorruptDataError(f"corrupt or truncated data: {detail}", **kwargs)
+    if isinstance(exc, OSError) or module.startswith(_TRANSLATED_MODULE_PREFIXES):
+        return ConnectorError(f"storage error: {detail}", **kwargs)
+    return None
+
+
+@contextlib.contextmanager
+def translate_errors(
+    uri: str | None, *, file: str | None = None, secrets: Iterable[str] = ()
+) -> Iterator[None]:
+    """Translate backend exceptions raised in the block; ConnectorErrors and our own bugs pass through.
+
+    The original exception is chained (``raise ... from exc``) unless its text contained a secret, in
+    which case the chain is cut so that a printed traceback cannot leak it.
+    """
+    secrets = tuple(secrets)
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        err = translate(exc, uri, file=file, secrets=secrets)
+        if err is None:
+            raise
+        log.debug("connector_error", error_type=type(err).__name__, uri=uri, file=file)
+        if _leaks(exc, secrets):
+            raise err from None
+        raise err from exc
+
+
+def fingerprint(
+    fs: AbstractFileSystem,
+    paths: Iterable[str],
+    root: str,
+    infos: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[str, int]:
+    """(sha256 over relative name, size and version tag of each object, total stored bytes).
+
+    The version tag is the ETag where the backend has one (S3), else the modification time, so that a
+    rewritten object changes the fingerprint without reading any data. ``infos`` (path -> fs info, e.g.
+    from ``fs.find(detail=True)``) saves one metadata request per object.
+    """
+    entries = []
+    total = 0
+    prefix = root.rstrip("/") + "/"
+    for path in sorted(paths):
+        info = infos[path] if infos is not None and path in infos else fs.info(path)
+        size = int(info.get("size") or 0)
+        total += size
+        tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+        tag = tag or info.get("created")
+        rel = path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
+        entries.append([rel, size, str(tag)])
+    digest = hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
+    return digest, total
+
+
+def _client_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = (response.get("Error") or {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _leaks(exc: BaseException, secrets: tuple[str, ...]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = f"{current!s} {current.args!r}"
+        if any(s in text for s in secrets) or _URL_QUERY.search(text) or _SIGNED_PARAMS.search(text):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

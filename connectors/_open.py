@@ -1,0 +1,90 @@
+"""``open_source``: URL + format -> a :class:`~connectors.sources.base.Source`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fsspec.spec import AbstractFileSystem
+
+from connectors._fs import Location, resolve
+from connectors.errors import SchemaError
+from connectors.sources.base import Source, SourceOptions
+from connectors.sources.idx import IdxSource
+from connectors.sources.imagefolder import IMAGE_EXTENSIONS, ImageFolderSource
+from connectors.sources.npz import NpzSource
+from connectors.sources.parquet import ParquetSource
+
+# One registry: a format name -> its reader. An unknown name lists the valid ones.
+FORMATS: dict[str, type[Source]] = {
+    "parquet": ParquetSource,
+    "imagefolder": ImageFolderSource,
+    "idx": IdxSource,
+    "npz": NpzSource,
+}
+
+
+def open_source(
+    uri: str,
+    *,
+    format: str = "auto",
+    image_column: str = "image",
+    label_column: str = "label",
+    group_column: str | None = None,
+    split_column: str | None = None,
+    class_names: Sequence[str] | None = None,
+    image_shape: Sequence[int] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: AbstractFileSystem | None = None,
+) -> Source:
+    """Open a dataset by URL. Nothing is read beyond a listing until ``schema`` or a batch is asked for.
+
+    Args:
+        uri: any fsspec URL (``/path``, ``file://``, ``s3://bucket/prefix``, ``memory://``, ...).
+        format: ``"auto"`` (by extension / directory contents) or one of :data:`FORMATS`.
+        image_column, label_column, group_column, split_column: column (Parquet) or array (npz) names.
+        class_names: the class list (index = class id); default: derived from the labels.
+        image_shape: (C, H, W) or (H, W) for flat numeric image columns whose shape is not recorded.
+        storage_options: fsspec options; for S3 also ``endpoint_url``, ``region``, ``profile``, ``anon``,
+            ``key``, ``secret``, ``token``. Credentials never appear in errors or logs.
+        filesystem: an fsspec filesystem instance to use instead of resolving ``uri``'s protocol.
+    """
+    loc = resolve(uri, storage_options, filesystem)
+    fmt = _detect(loc) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise SchemaError(f"unknown format {format!r}; valid: auto, {', '.join(FORMATS)}", uri=loc.uri)
+    options = SourceOptions(
+        image_column=image_column,
+        label_column=label_column,
+        group_column=group_column,
+        split_column=split_column,
+        class_names=None if class_names is None else tuple(class_names),
+        image_shape=None if image_shape is None else tuple(int(d) for d in image_shape),
+    )
+    return FORMATS[fmt](loc, options)
+
+
+def _detect(loc: Location) -> str:
+    name = loc.path.rstrip("/").rsplit("/", 1)[-1].lower()
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith((".parquet", ".parq", ".pq")) or any(c in loc.path for c in "*?["):
+        return "parquet"
+    if "-ubyte" in name or "idx3" in name:
+        return "idx"
+    with loc.translating():
+        entries = loc.fs.ls(loc.path, detail=True)
+    names = [e["name"].rstrip("/").rsplit("/", 1)[-1].lower() for e in entries]
+    if any(n.endswith((".parquet", ".parq", ".pq")) for n in names):
+        return "parquet"
+    if any("idx3-ubyte" in n for n in names):
+        return "idx"
+    if any(e["type"] == "directory" for e in entries):
+        return "imagefolder"
+    if any(n.endswith(IMAGE_EXTENSIONS) for n in names):
+        raise SchemaError(
+            "images lie directly in the folder; an image folder needs one sub-folder per class", uri=loc.uri
+        )
+    raise SchemaError(
+        "cannot detect the dataset format; pass format=", uri=loc.uri, available=tuple(sorted(names))[:20]
+    )

@@ -1,0 +1,1 @@
+"""Format readers: one :class:`~connectors.sources.base.Source` subclass per layout."""

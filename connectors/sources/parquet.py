@@ -1,0 +1,285 @@
+"""Parquet sources: one file, a directory of shards, or a glob, read row group by row group.
+
+Image columns may hold encoded bytes (binary, or the Hugging Face ``datasets`` struct
+``{bytes, path}``) or numeric arrays (fixed-size binary / list, nested lists, fixed-shape tensors).
+Flat numeric arrays are (C, H, W) in C order; their shape comes from ``image_shape=``, from the file's
+``pad:image_shape`` metadata (written by :func:`connectors.write_condensed`), or, for square
+single-channel images, from the length alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from connectors._fs import fingerprint
+from connectors.errors import DataValidationError, SchemaError, SourceNotFoundError
+from connectors.schema import ScanStats
+from connectors.sources._decode import decode_images
+from connectors.sources.base import RawChunk, ScanResult, Source
+
+SHAPE_METADATA_KEY = b"pad:image_shape"
+_GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class _RowGroup:
+    fragment: pads.ParquetFileFragment
+    file: str
+    start: int
+    num_rows: int
+
+
+class ParquetSource(Source):
+    """A Parquet dataset (see module docstring). Peak memory ~ one row group + two batches."""
+
+    format = "parquet"
+
+    def _files(self) -> list[str]:
+        loc = self.location
+        with loc.translating():
+            if any(c in loc.path for c in _GLOB_CHARS):
+                files = sorted(loc.fs.glob(loc.path))
+            elif loc.fs.isdir(loc.path):
+                found = sorted(p for p in loc.fs.find(loc.path) if not _hidden(p))
+                files = [p for p in found if p.endswith((".parquet", ".parq", ".pq"))] or found
+            else:
+                loc.fs.info(loc.path)  # FileNotFoundError -> SourceNotFoundError
+                files = [loc.path]
+        if not files:
+            raise SourceNotFoundError("no Parquet files found", uri=loc.uri)
+        return files
+
+    _groups_cache: list[_RowGroup] | None = None
+
+    def _row_groups(self) -> list[_RowGroup]:
+        """Every row group of every file, in row order, with its first global row id (footers only)."""
+        if self._groups_cache is None:
+            groups: list[_RowGroup] = []
+            row = 0
+            for path in self._files():
+                # One dataset per file so that a corrupt footer is reported with its file name.
+                with self.location.translating(path):
+                    frag = next(
+                        iter(
+                            pads.dataset(path, format="parquet", filesystem=self.location.fs).get_fragments()
+                        )
+                    )
+                    for piece in frag.split_by_row_group():
+                        n = piece.row_groups[0].num_rows
+                        groups.append(_RowGroup(piece, path, row, n))
+                        row += n
+            self._groups_cache = groups
+        return self._groups_cache
+
+    def _arrow_schema(self) -> pa.Schema:
+        groups = self._row_groups()
+        if not groups:
+            raise SourceNotFoundError("Parquet files hold no row groups", uri=self.location.uri)
+        with self.location.translating(groups[0].file):
+            return groups[0].fragment.physical_schema
+
+    def _columns(self) -> list[str]:
+        opts = self.options
+        names = self._arrow_schema().names
+        cols = [opts.image_column, opts.label_column, opts.group_column, opts.split_column]
+        for role, col in zip(("image", "label", "group", "split"), cols, strict=True):
+            if col is not None and col not in names:
+                raise SchemaError(
+                    f"{role} column {col!r} not found",
+                    available=tuple(names),
+                    uri=self.location.uri,
+                    column=col,
+                )
+        return [c for c in cols if c is not None]
+
+    def _scan(self) -> ScanResult:
+        opts, loc = self.options, self.location
+        self._columns()
+        stats = ScanStats()
+        cheap = [c for c in (opts.label_column, opts.split_column, opts.group_column) if c is not None]
+        files = sorted({g.file for g in self._row_groups()})
+        for group in self._row_groups():
+            with loc.translating(group.file):
+                for rb in group.fragment.to_batches(columns=cheap, batch_size=65536):
+                    labels = _labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column)
+                    stats.add(
+                        labels,
+                        _opt(rb, opts.split_column),
+                        _opt(rb, opts.group_column),
+                        uri=loc.uri,
+                        file=loc.display(group.file),
+                        first_row=group.start,
+                        column=opts.label_column,
+                    )
+        first = next((g for g in self._row_groups() if g.num_rows), None)
+        shape: tuple[int, int, int] = (1, 1, 1)
+        dtype = "uint8"
+        if first is not None:
+            with loc.translating(first.file):
+                rb = next(iter(first.fragment.to_batches(columns=[opts.image_column], batch_size=1)))
+            img = self._images(rb.column(opts.image_column), np.array([first.start]), first.file)
+            shape, dtype = tuple(img.shape[1:]), img.dtype.name  # type: ignore[assignment]
+        with loc.translating():
+            digest, stored = fingerprint(loc.fs, files, loc.path)
+        return ScanResult(stats, shape, dtype, stored, digest)
+
+    def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
+        opts, loc = self.options, self.location
+        cols = self._columns()
+        for group in self._row_groups():
+            if group.start + group.num_rows <= start or group.start >= stop:
+                continue  # whole row group outside the requested range: not read at all
+            row = group.start
+            with loc.translating(group.file):
+                batches = group.fragment.to_batches(
+                    columns=cols, batch_size=batch_size, batch_readahead=1, fragment_readahead=1
+                )
+                for rb in batches:
+                    row_ids = np.arange(row, row + rb.num_rows, dtype=np.int64)
+                    row += rb.num_rows
+                    if row_ids[-1] < start or row_ids[0] >= stop:
+                        continue
+                    yield RawChunk(
+                        images=self._images(rb.column(opts.image_column), row_ids, group.file),
+                        labels=_labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column),
+                        groups=_opt(rb, opts.group_column),
+                        splits=_opt(rb, opts.split_column),
+                        row_ids=row_ids,
+                        file=loc.display(group.file),
+                    )
+
+    def shard_bounds(self, target_rows: int) -> list[tuple[int, int]]:
+        """Row ranges aligned to row groups (so each shard reads only its own row groups)."""
+        bounds: list[tuple[int, int]] = []
+        for group in self._row_groups():
+            end = group.start + group.num_rows
+            if bounds and bounds[-1][1] - bounds[-1][0] < target_rows:
+                bounds[-1] = (bounds[-1][0], end)
+            elif group.num_rows:
+                bounds.append((group.start, end))
+        return bounds
+
+    # -- image column decoding -----------------------------------------------------------------------
+    def _images(self, col: pa.ChunkedArray | pa.Array, row_ids: np.ndarray, file: str) -> np.ndarray:
+        """Arrow image column (N rows) -> (N, C, H, W) numpy array."""
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        uri, name, shown = self.location.uri, self.options.image_column, self.location.display(file)
+        if arr.null_count:
+            bad = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
+            raise DataValidationError(
+                "image is missing (null)", uri=uri, file=shown, row=int(row_ids[bad]), column=name
+            )
+        typ = arr.type
+        if pa.types.is_struct(typ):
+            if typ.get_field_index("bytes") < 0:
+                raise SchemaError(
+                    "image struct has no 'bytes' field",
+                    uri=uri,
+                    column=name,
+                    available=tuple(f.name for f in typ),
+                )
+            arr, typ = arr.field("bytes"), typ.field("bytes").type
+        if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+            return decode_images(arr.to_pylist(), row_ids, uri=uri, file=shown, column=name)
+        if isinstance(typ, pa.FixedShapeTensorType):
+            return self._fit(arr.to_numpy_ndarray(), tuple(typ.shape), row_ids, shown)
+        if pa.types.is_fixed_size_binary(typ):
+            flat = np.frombuffer(
+                arr.buffers()[1],
+                np.uint8,
+                count=len(arr) * typ.byte_width,
+                offset=arr.offset * typ.byte_width,
+            )
+            return self._fit(flat.reshape(len(arr), -1), None, row_ids, shown)
+        if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+            return self._nested(arr, row_ids, shown)
+        raise SchemaError(f"image column has unsupported type {typ}", uri=uri, column=name)
+
+    def _nested(self, arr: pa.Array, row_ids: np.ndarray, file: str) -> np.ndarray:
+        dims: list[int] = []
+        values = arr
+        while (
+            pa.types.is_list(values.type)
+            or pa.types.is_large_list(values.type)
+            or pa.types.is_fixed_size_list(values.type)
+        ):
+            lengths = _list_lengths(values)
+            if lengths.size and np.any(lengths != lengths[0]):
+                bad = int(np.argmax(lengths != lengths[0])) // max(1, math.prod(dims))
+                raise DataValidationError(
+                    "mixed image sizes or channel counts",
+                    uri=self.location.uri,
+                    file=file,
+                    row=int(row_ids[min(bad, len(row_ids) - 1)]),
+                    column=self.options.image_column,
+                )
+            dims.append(int(lengths[0]) if lengths.size else 0)
+            values = values.flatten()
+        flat = values.to_numpy(zero_copy_only=False)
+        if len(dims) == 1:
+            return self._fit(flat.reshape(len(arr), -1), None, row_ids, file)
+        return self._fit(flat.reshape(len(arr), *dims), tuple(dims), row_ids, file)
+
+    def _fit(
+        self, arr: np.ndarray, natural: tuple[int, ...] | None, row_ids: np.ndarray, file: str
+    ) -> np.ndarray:
+        """Reshape (N, ...) numeric images to (N, C, H, W) using the configured / recorded shape."""
+        n, per = arr.shape[0], math.prod(arr.shape[1:])
+        shape = self.options.image_shape or self._recorded_shape()
+        if shape is None and natural is not None and len(natural) in (2, 3):
+            hwc = len(natural) == 3 and natural[-1] in (1, 3, 4) and natural[0] not in (1, 3, 4)
+            arr = np.moveaxis(arr, -1, 1) if hwc else arr
+            return np.ascontiguousarray(arr.reshape(n, -1, *arr.shape[-2:]))
+        if shape is None and math.isqrt(per) ** 2 == per:
+            shape = (1, math.isqrt(per), math.isqrt(per))
+        if shape is None or math.prod(shape) != per:
+            raise SchemaError(
+                f"cannot infer image shape from {per} values per row; pass image_shape=(C, H, W)",
+                uri=self.location.uri,
+                file=file,
+                column=self.options.image_column,
+            )
+        shape = (1, *shape) if len(shape) == 2 else tuple(shape)
+        return np.ascontiguousarray(arr.reshape(n, *shape))
+
+    def _recorded_shape(self) -> tuple[int, ...] | None:
+        meta = self._arrow_schema().metadata or {}
+        raw = meta.get(SHAPE_METADATA_KEY)
+        return tuple(json.loads(raw)) if raw else None
+
+
+def _hidden(path: str) -> bool:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name.startswith(("_", "."))
+
+
+def _list_lengths(arr: pa.Array) -> np.ndarray:
+    if pa.types.is_fixed_size_list(arr.type):
+        return np.full(len(arr), arr.type.list_size, dtype=np.int64)
+    offsets = arr.offsets.to_numpy()
+    return np.diff(offsets)
+
+
+def _labels(col: pa.Array | pa.ChunkedArray, file: str, uri: str, name: str) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if arr.null_count:
+        raise DataValidationError("label is missing (null)", uri=uri, file=file, column=name)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _opt(rb: pa.RecordBatch, name: str | None) -> np.ndarray | None:
+    if name is None:
+        return None
+    arr = rb.column(name)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr.to_numpy(zero_copy_only=False)

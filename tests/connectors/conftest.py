@@ -1,0 +1,39 @@
+"""Filesystem targets for the conformance suite: local files, fsspec memory, S3 on the moto server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+from conn_data import Target
+
+
+@pytest.fixture
+def make_target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Target]]:
+    """Factory: a fresh, empty dataset root on the named filesystem."""
+    memory_roots: list[str] = []
+
+    def make(kind: str) -> Target:
+        if kind == "local":
+            root = tmp_path / uuid.uuid4().hex[:8]
+            root.mkdir()
+            return Target(kind, fsspec.filesystem("file"), str(root), str(root), None)
+        if kind == "memory":
+            root = f"/{uuid.uuid4().hex}"
+            memory_roots.append(root)
+            return Target(kind, fsspec.filesystem("memory"), root, f"memory://{root}", None)
+        if kind == "s3":
+            server = request.getfixturevalue("s3_server")
+            bucket = request.getfixturevalue("s3_bucket")()
+            return Target(kind, server.filesystem(), f"{bucket}/data", f"s3://{bucket}/data",
+                          server.storage_options)  # fmt: skip
+        raise ValueError(kind)
+
+    yield make
+    mem = fsspec.filesystem("memory")
+    for root in memory_roots:
+        if mem.exists(root):
+            mem.rm(root, recursive=True)

@@ -96,7 +96,8 @@ def parse_policy(text: str, *, format: Format = "yaml", source: str = "<string>"
     """Parse policy text; ``source`` names it in errors (a file path, a URI)."""
     data = _parse(text, format, source)
     if not isinstance(data, Mapping):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
+        kinds = {list: "a list", str: "a single text value", int: "an integer", float: "a number"}
+        kind = "empty" if data is None else kinds.get(type(data), type(data).__name__)
         raise PolicyFileError(
             f"the policy must be a mapping of sections (compression, bias, ...), but the document is {kind}",
             path=source,
@@ -193,4 +194,3 @@ def write_policy_schema(path: str | os.PathLike[str] | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(target, schema_text())
     return target
-

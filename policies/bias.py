@@ -16,7 +16,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from policies._base import PolicyModel, conflict, pct, pts
-from policies._checks import not_measured, per_subject
+from policies._checks import not_measured, per_subject, single
 from policies.results import MeasuredResults
 from policies.verdict import ClassRemediation, RuleResult, Status
 
@@ -184,18 +184,13 @@ class BiasPolicy(PolicyModel):
                 continue
             low, high = min(groups, key=groups.__getitem__), max(groups, key=groups.__getitem__)
             gap = groups[high] - groups[low]
-            r = per_subject(
-                rule,
-                {attr: gap},
-                limit,
-                self.warn_margin,
-                at_least=False,
-                what="attributes",
-                quantity="accuracy gap between groups",
-                fmt=pts,
+            quantity = (
+                f"Accuracy gap between the groups of {attr!r} "
+                f"({high!r} {pct(groups[high])} vs {low!r} {pct(groups[low])})"
             )
-            detail = f" For {attr!r}: {high!r} {pct(groups[high])} vs {low!r} {pct(groups[low])}."
-            results.append(r.model_copy(update={"message": r.message + detail}))
+            r = single(rule, gap, limit, self.warn_margin, at_least=False, quantity=quantity, fmt=pts)
+            offenders = () if r.status is Status.PASS else (low, high)
+            results.append(r.model_copy(update={"subject": attr, "offenders": offenders}))
         return results
 
     def _pruning(self, m: MeasuredResults, limit: float) -> RuleResult:

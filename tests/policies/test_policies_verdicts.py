@@ -200,7 +200,7 @@ class TestPerClassRules:
         v = p.judge({"group_accuracy": {"sex": {"f": 0.70, "m": 0.80, "x": 0.78}}})
         sex, age = [r for r in v.rules if r.rule == "bias.max_group_gap"]
         assert sex.subject == "sex" and sex.status is Status.FAIL
-        assert "'m' 80.0% vs 'f' 70.0%" in sex.message
+        assert "'m' 80.0% vs 'f' 70.0%" in sex.message and sex.offenders == ("f", "m")
         assert age.subject == "age" and age.status is Status.WARN and age.measured is None
 
     def test_group_gap_without_named_attributes_checks_all_measured(self):

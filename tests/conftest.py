@@ -22,19 +22,26 @@ class S3Server:
 
     @property
     def storage_options(self) -> dict[str, Any]:
-        return {"key": S3_KEY, "secret": S3_KEY, "skip_instance_cache": True,
-                "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": S3_REGION}}  # fmt: skip
+        # Instances are cached by fsspec per options (client start-up costs ~0.5 s); listings are not,
+        # so that a reader never sees a stale directory listing after a test wrote to the bucket.
+        return {
+            "key": S3_KEY,
+            "secret": S3_KEY,
+            "use_listings_cache": False,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": S3_REGION},
+        }
+
+    def filesystem(self) -> Any:
+        """A fresh (uncached) s3fs instance, for tests that write fixtures."""
+        import s3fs
+
+        return s3fs.S3FileSystem(**self.storage_options, skip_instance_cache=True)
 
     def client(self) -> Any:
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=S3_KEY,
                             aws_secret_access_key=S3_KEY, region_name=S3_REGION)  # fmt: skip
-
-    def filesystem(self) -> Any:
-        import s3fs
-
-        return s3fs.S3FileSystem(**self.storage_options)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +57,7 @@ def s3_server() -> Iterator[S3Server]:
         server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3_bucket(s3_server: S3Server) -> Callable[[], str]:
     """Factory: creates a fresh, uniquely named bucket and returns its name."""
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import fsspec
 import pytest
 from conn_data import Target
 
 
-@pytest.fixture
-def make_target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Target]]:
-    """Factory: a fresh, empty dataset root on the named filesystem."""
+@pytest.fixture(scope="module")
+def make_target(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Target]]:
+    """Factory: a fresh, empty dataset root on the named filesystem (each call gives a new root)."""
+    tmp_path = tmp_path_factory.mktemp("targets")
     memory_roots: list[str] = []
 
     def make(kind: str) -> Target:

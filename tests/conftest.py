@@ -40,8 +40,13 @@ class S3Server:
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=S3_KEY,
-                            aws_secret_access_key=S3_KEY, region_name=S3_REGION)  # fmt: skip
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_KEY,
+            region_name=S3_REGION,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -74,12 +79,20 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A local Ray cluster bound to 127.0.0.1 (1 CPU, 256 MiB object store), shut down at session end."""
     ray = pytest.importorskip("ray")
     # Must be set before ray.init: loopback only, no auth token file, no usage stats (see STACK_NOTES).
-    for name, value in {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
-                        "RAY_USAGE_STATS_ENABLED": "0"}.items():  # fmt: skip
+    for name, value in {
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }.items():
         os.environ[name] = value
     temp_dir = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=256 * 1024**2,
-             _temp_dir=str(temp_dir), log_to_driver=False)  # fmt: skip
+    ray.init(
+        num_cpus=1,
+        include_dashboard=False,
+        object_store_memory=256 * 1024**2,
+        _temp_dir=str(temp_dir),
+        log_to_driver=False,
+    )
     try:
         yield ray
     finally:

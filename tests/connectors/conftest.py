@@ -30,8 +30,9 @@ def make_target(
         if kind == "s3":
             server = request.getfixturevalue("s3_server")
             bucket = request.getfixturevalue("s3_bucket")()
-            return Target(kind, server.filesystem(), f"{bucket}/data", f"s3://{bucket}/data",
-                          server.storage_options)  # fmt: skip
+            return Target(
+                kind, server.filesystem(), f"{bucket}/data", f"s3://{bucket}/data", server.storage_options
+            )
         raise ValueError(kind)
 
     yield make

@@ -78,9 +78,13 @@ def build(layout: str, fs: AbstractFileSystem, root: str, n: int = 45) -> Expect
         groups = np.array(["eu", "us", "asia"])[(np.arange(n) // 5) % 3]
         half = n // 2
         for i, sl in enumerate((slice(0, half), slice(half, n))):
-            table = pa.table({"img": pa.array([png_bytes(x) for x in images[sl]], pa.binary()),
-                              "cls": pa.array([CLASSES[y] for y in labels[sl]]),
-                              "region": pa.array(groups[sl])})  # fmt: skip
+            table = pa.table(
+                {
+                    "img": pa.array([png_bytes(x) for x in images[sl]], pa.binary()),
+                    "cls": pa.array([CLASSES[y] for y in labels[sl]]),
+                    "region": pa.array(groups[sl]),
+                }
+            )
             write_parquet(fs, f"{root}/part-{i}.parquet", table)
         return Expected(
             images,
@@ -91,8 +95,10 @@ def build(layout: str, fs: AbstractFileSystem, root: str, n: int = 45) -> Expect
         )
     if layout == "parquet_hf":  # Hugging Face image struct {bytes, path}, RGB, int labels
         images = make_images(n, (3, 6, 5))
-        struct_arr = pa.array([{"bytes": png_bytes(x), "path": f"{i}.png"} for i, x in enumerate(images)],
-                              pa.struct([("bytes", pa.binary()), ("path", pa.string())]))  # fmt: skip
+        struct_arr = pa.array(
+            [{"bytes": png_bytes(x), "path": f"{i}.png"} for i, x in enumerate(images)],
+            pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+        )
         write_parquet(fs, f"{root}/train.parquet", pa.table({"image": struct_arr, "label": labels}))
         return Expected(images, labels, ("0", "1", "2"), open_kwargs={})
     if layout == "parquet_array":  # fixed-size numeric arrays with a split column
@@ -100,9 +106,13 @@ def build(layout: str, fs: AbstractFileSystem, root: str, n: int = 45) -> Expect
         flat = pa.FixedSizeListArray.from_arrays(pa.array(images.reshape(-1)), 49)
         splits = np.where(np.arange(n) % 5 == 0, "test", "train")
         write_parquet(fs, f"{root}/data.parquet", pa.table({"image": flat, "label": labels, "split": splits}))
-        return Expected(images, labels, ("0", "1", "2"), splits={"test": int((splits == "test").sum()),
-                                                               "train": int((splits == "train").sum())},
-                        open_kwargs={"split_column": "split"})  # fmt: skip
+        return Expected(
+            images,
+            labels,
+            ("0", "1", "2"),
+            splits={"test": int((splits == "test").sum()), "train": int((splits == "train").sum())},
+            open_kwargs={"split_column": "split"},
+        )
     if layout == "imagefolder":
         images = make_images(n, (3, 5, 6))
         order = np.argsort(labels, kind="stable")  # readers list class folders in sorted order

@@ -11,7 +11,11 @@ from conn_data import FILESYSTEMS, LAYOUTS, Expected, Target, build
 from connectors import open_source
 
 
-@pytest.fixture(scope="module", params=[(lay, fs) for lay in LAYOUTS for fs in FILESYSTEMS], ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(lay, fs) for lay in LAYOUTS for fs in FILESYSTEMS],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def dataset(request: pytest.FixtureRequest, make_target: Callable[[str], Target]) -> tuple[Target, Expected]:
     layout, kind = request.param
     target = make_target(kind)

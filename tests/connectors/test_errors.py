@@ -41,7 +41,7 @@ def _png_table(images: list[np.ndarray], labels: list[int]) -> pa.Table:
 def test_missing_image_column_lists_available(mem: Target) -> None:
     build("parquet_png", mem.fs, mem.root)
     with pytest.raises(SchemaError) as info:
-        open_source(mem.uri, label_column="cls").schema  # image column is "img", default is "image"
+        _ = open_source(mem.uri, label_column="cls").schema  # image column is "img", default is "image"
     assert info.value.column == "image"
     assert set(info.value.available) == {"img", "cls", "region"}
     assert "available columns: img, cls, region" in str(info.value)
@@ -50,7 +50,7 @@ def test_missing_image_column_lists_available(mem: Target) -> None:
 def test_misnamed_label_column(mem: Target) -> None:
     build("parquet_hf", mem.fs, mem.root)
     with pytest.raises(SchemaError, match="label column 'lable' not found") as info:
-        open_source(mem.uri, label_column="lable").schema
+        _ = open_source(mem.uri, label_column="lable").schema
     assert "label" in info.value.available
 
 
@@ -86,21 +86,23 @@ def test_mixed_sizes_in_image_folder(make_target: Callable[[str], Target]) -> No
 def test_label_outside_class_list(mem: Target) -> None:
     write_parquet(mem.fs, f"{mem.root}/d.parquet", _png_table(list(make_images(4, (1, 4, 4))), [0, 1, 2, 1]))
     with pytest.raises(DataValidationError, match="outside the class list") as info:
-        open_source(mem.uri, class_names=["a", "b"]).schema
+        _ = open_source(mem.uri, class_names=["a", "b"]).schema
     assert info.value.value == "2"
 
 
 def test_string_label_not_in_class_list(mem: Target) -> None:
-    write_parquet(mem.fs, f"{mem.root}/d.parquet", _png_table(list(make_images(2, (1, 4, 4))), [0, 0]).set_column(
-        1, "label", pa.array(["cat", "yak"])))  # fmt: skip
+    table = _png_table(list(make_images(2, (1, 4, 4))), [0, 0]).set_column(
+        1, "label", pa.array(["cat", "yak"])
+    )
+    write_parquet(mem.fs, f"{mem.root}/d.parquet", table)
     with pytest.raises(DataValidationError, match="not in the class list"):
-        open_source(mem.uri, class_names=["cat", "dog"]).schema
+        _ = open_source(mem.uri, class_names=["cat", "dog"]).schema
 
 
 def test_negative_label(mem: Target) -> None:
     write_parquet(mem.fs, f"{mem.root}/d.parquet", _png_table(list(make_images(4, (1, 4, 4))), [0, 1, -1, 1]))
     with pytest.raises(DataValidationError, match="negative label") as info:
-        open_source(mem.uri).schema
+        _ = open_source(mem.uri).schema
     assert info.value.row == 2 and info.value.value == "-1"
 
 
@@ -117,10 +119,13 @@ def test_nan_or_inf_in_float_images(mem: Target, bad: float) -> None:
 
 
 def test_empty_dataset(mem: Target) -> None:
-    write_parquet(mem.fs, f"{mem.root}/d.parquet", pa.table({"image": pa.array([], pa.binary()),
-                                                             "label": pa.array([], pa.int64())}))  # fmt: skip
+    write_parquet(
+        mem.fs,
+        f"{mem.root}/d.parquet",
+        pa.table({"image": pa.array([], pa.binary()), "label": pa.array([], pa.int64())}),
+    )
     with pytest.raises(EmptyDatasetError):
-        open_source(mem.uri).schema
+        _ = open_source(mem.uri).schema
 
 
 def test_class_with_fewer_examples_than_requested(mem: Target) -> None:
@@ -139,7 +144,7 @@ def test_corrupt_parquet(mem: Target, damage: str) -> None:
     data = mem.fs.cat_file(path)
     mem.fs.pipe_file(path, data[: len(data) // 2] if damage == "truncated" else b"PAR1" + b"\x00" * 64)
     with pytest.raises(CorruptDataError) as info:
-        open_source(mem.uri).schema
+        _ = open_source(mem.uri).schema
     assert info.value.file is not None and info.value.file.endswith("train.parquet")
 
 
@@ -169,7 +174,7 @@ def test_truncated_npz(mem: Target) -> None:
 
 def test_missing_local_path(tmp_path: object) -> None:
     with pytest.raises(SourceNotFoundError):
-        open_source(f"{tmp_path}/nope.parquet").schema
+        _ = open_source(f"{tmp_path}/nope.parquet").schema
 
 
 @pytest.mark.s3
@@ -177,9 +182,9 @@ def test_missing_bucket_and_object(make_target: Callable[[str], Target]) -> None
     target = make_target("s3")
     build("parquet_hf", target.fs, target.root)
     with pytest.raises(SourceNotFoundError):
-        open_source("s3://no-such-bucket-here/x.parquet", storage_options=target.storage_options).schema
+        _ = open_source("s3://no-such-bucket-here/x.parquet", storage_options=target.storage_options).schema
     with pytest.raises(SourceNotFoundError):
-        open_source(f"{target.uri}/missing.parquet", storage_options=target.storage_options).schema
+        _ = open_source(f"{target.uri}/missing.parquet", storage_options=target.storage_options).schema
 
 
 @pytest.mark.s3
@@ -192,7 +197,7 @@ def test_denied_access(make_target: Callable[[str], Target], monkeypatch: pytest
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
     options = {**target.storage_options, "key": "AKIADENIED0000000000"}  # type: ignore[dict-item]
     with pytest.raises(AccessDeniedError):
-        open_source(f"{target.uri}/train.parquet", storage_options=options).schema
+        _ = open_source(f"{target.uri}/train.parquet", storage_options=options).schema
 
 
 @pytest.mark.s3
@@ -200,10 +205,14 @@ def test_unreachable_endpoint() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
-    options = {"key": "k", "secret": "s", "endpoint_url": f"http://127.0.0.1:{port}",
-               "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}}  # fmt: skip
+    options = {
+        "key": "k",
+        "secret": "s",
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
+    }
     with pytest.raises(EndpointUnreachableError):
-        open_source("s3://bucket-x/data.parquet", storage_options=options).schema
+        _ = open_source("s3://bucket-x/data.parquet", storage_options=options).schema
 
 
 def test_missing_backend_names_the_package() -> None:

@@ -25,10 +25,17 @@ from connectors import (
 
 def _condensed(n: int = 12, k: int = 3) -> dict[str, Any]:
     rng = np.random.default_rng(1)
-    return {"images": rng.standard_normal((n, 1, 5, 5)).astype(np.float32), "labels": np.arange(n) % k,
-            "class_names": ["a", "b", "c"][:k], "soft_labels": rng.standard_normal((n, k)).astype(np.float32),
-            "learned_lr": 0.0123, "source_uri": "s3://src/data?X-Amz-Signature=abc", "source_fingerprint": "fp",
-            "policy": {"name": "default", "ipc": 4}, "metadata": {"run": "r1"}}  # fmt: skip
+    return {
+        "images": rng.standard_normal((n, 1, 5, 5)).astype(np.float32),
+        "labels": np.arange(n) % k,
+        "class_names": ["a", "b", "c"][:k],
+        "soft_labels": rng.standard_normal((n, k)).astype(np.float32),
+        "learned_lr": 0.0123,
+        "source_uri": "s3://src/data?X-Amz-Signature=abc",
+        "source_fingerprint": "fp",
+        "policy": {"name": "default", "ipc": 4},
+        "metadata": {"run": "r1"},
+    }
 
 
 @pytest.mark.parametrize("kind", FILESYSTEMS)
@@ -59,7 +66,7 @@ def test_reader_refuses_tampered_or_uncommitted_export(make_target: Callable[[st
         read_condensed(target.uri)
     assert info.value.file == "data.parquet"
     target.fs.rm_file(f"{target.root}/manifest.json")
-    with pytest.raises(ExportVerificationError, match="no manifest.json"):
+    with pytest.raises(ExportVerificationError, match=r"no manifest\.json"):
         read_condensed(target.uri)
 
 
@@ -121,8 +128,9 @@ def test_write_into_unwritable_location_fails_cleanly(make_target: Callable[[str
 @pytest.mark.s3
 def test_write_to_missing_bucket_fails_cleanly(s3_server: Any) -> None:
     with pytest.raises(ConnectorError):
-        write_condensed("s3://no-such-bucket-xyz/export", storage_options=s3_server.storage_options,
-                        **_condensed())  # fmt: skip
+        write_condensed(
+            "s3://no-such-bucket-xyz/export", storage_options=s3_server.storage_options, **_condensed()
+        )
 
 
 def _data_parquet_size_probe(data: dict[str, Any]) -> bytes:

@@ -115,14 +115,21 @@ def test_streaming_peak_memory_is_flat(tmp_path: Path) -> None:
         src = open_source(uri)
         assert src.schema.num_rows == rows
         gc.collect()
+        # tracemalloc sees numpy/Python; Arrow's pool (zero-copy Parquet batches) is sampled per batch.
+        base, arrow_peak, total = pa.total_allocated_bytes(), 0, 0
         tracemalloc.start()
         try:
-            total = sum(len(b) for b in src.iter_batches(batch))
+            for b in src.iter_batches(batch):
+                total += len(b)
+                arrow_peak = max(arrow_peak, pa.total_allocated_bytes() - base)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         assert total == rows
-        assert peak < 3 * batch_bytes, f"{uri}: peak {peak} >= 3 x batch ({batch_bytes})"
+        # Held at once: the batch the consumer still references, the row group being decoded, and its
+        # compressed pages (Parquet measured ~3.0x a batch, IDX ~1.1x), flat in the dataset size.
+        bound = 3 * batch_bytes + 512 * 1024
+        assert peak + arrow_peak < bound, f"{uri}: peak {peak}+{arrow_peak} >= {bound}"
 
 
 def connectors_fs() -> Any:

@@ -1,0 +1,291 @@
+"""The distillation loop: optimise synthetic images, soft labels and a step size to follow the experts.
+
+One iteration (DATM with PAD's filters; PAD paper, Algorithm 1):
+  1. take the next expert (shuffled, cycled) and a start epoch t in [T-, U(it)) (sequential generation);
+  2. unroll N student SGD steps from expert_t on synthetic minibatches (DSA, soft cross-entropy);
+  3. loss = normalised distance to expert_{t+M} over the coordinates PAD's parameter selection keeps;
+  4. backpropagate to images, labels and step size; step the optimisers only if loss <= threshold.
+
+No I/O and no logging set-up here: progress leaves through the ``on_iteration`` callback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pad_sdk.config import DistillSettings
+from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, StudentProblem, plan_unroll
+from pad_sdk.core.params import ParamSpec, functional_forward
+from pad_sdk.core.training import LabelledImages
+from pad_sdk.errors import DistillationError
+
+# Logit given to the true class when labels are hard: softmax of it is exactly one-hot in float32, so
+# soft cross-entropy then equals plain cross-entropy.
+HARD_LABEL_LOGIT = 1000.0
+
+
+class ExpertSource(Protocol):
+    """Indexable expert trajectories: ``source[i]`` is a tensor (E + 1, P)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> torch.Tensor: ...
+
+
+@dataclass
+class SyntheticSet:
+    """The learnable condensed set: images (S, C, H, W), label logits (S, K), step size () and classes (S,)."""
+
+    images: torch.Tensor
+    label_logits: torch.Tensor
+    lr: torch.Tensor
+    classes: torch.Tensor
+
+    def detached(self) -> SyntheticSet:
+        return SyntheticSet(
+            self.images.detach().clone(), self.label_logits.detach().clone(), self.lr.detach().clone(),
+            self.classes.clone(),
+        )
+
+
+def initialise_synthetic(
+    data: LabelledImages,
+    ipc: int,
+    *,
+    network: nn.Module,
+    spec: ParamSpec,
+    final_params: Sequence[torch.Tensor],
+    settings: DistillSettings,
+    generator: torch.Generator,
+) -> SyntheticSet:
+    """Pick the starting images and label logits.
+
+    ``correct`` (DATM/PAD default): per class, scan a random permutation and keep the first ``ipc`` real
+    images that an expert's final checkpoint classifies correctly (switching expert if a class runs out).
+    Label logits start as the mean final-expert logits over the experts that classify the image correctly.
+    """
+    counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
+    short = [c for c, n in enumerate(counts) if n < ipc and settings.pix_init != "noise"]
+    if short:
+        raise ValueError(
+            f"ipc={ipc} needs {ipc} real images per class, but classes {short} have only "
+            f"{[counts[c] for c in short]}; lower the IPC"
+        )
+    chosen: list[torch.Tensor] = []
+    for c in range(data.num_classes):
+        members = torch.nonzero(data.labels == c, as_tuple=True)[0]
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        if settings.pix_init == "correct":
+            chosen.append(_first_correct(data, members, c, ipc, network, spec, final_params))
+        else:
+            chosen.append(members[:ipc])
+    indices = torch.cat(chosen)
+    classes = data.labels[indices].clone()
+    if settings.pix_init == "noise":
+        images = torch.randn(indices.numel(), *data.image_shape, generator=generator)
+    else:
+        images = data.images[indices].detach().clone().cpu()
+
+    if settings.soft_labels and settings.pix_init != "noise":
+        label_logits = _expert_label_logits(images, classes, network, spec, final_params)
+    else:
+        label_logits = F.one_hot(classes, data.num_classes).float() * (
+            HARD_LABEL_LOGIT if not settings.soft_labels else 10.0
+        )
+    return SyntheticSet(images, label_logits, torch.tensor(settings.lr_init), classes)
+
+
+def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        network.eval()
+        out = torch.cat([functional_forward(network, spec, params, chunk) for chunk in torch.split(images, 256)])
+        network.train()
+    return out
+
+
+def _first_correct(
+    data: LabelledImages,
+    members: torch.Tensor,
+    label: int,
+    ipc: int,
+    network: nn.Module,
+    spec: ParamSpec,
+    final_params: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    picked: list[int] = []
+    for params in final_params:
+        remaining = members[~torch.isin(members, torch.tensor(picked, dtype=torch.long))]
+        for chunk in torch.split(remaining, 256):
+            correct = _logits_of(network, spec, params, data.images[chunk]).argmax(1) == label
+            picked.extend(chunk[correct].tolist()[: ipc - len(picked)])
+            if len(picked) == ipc:
+                return torch.tensor(picked, dtype=torch.long)
+    # No expert gets enough of this class right: fill with the remaining real images (DATM would crash).
+    rest = members[~torch.isin(members, torch.tensor(picked, dtype=torch.long))]
+    return torch.cat([torch.tensor(picked, dtype=torch.long), rest[: ipc - len(picked)]])
+
+
+def _expert_label_logits(
+    images: torch.Tensor,
+    classes: torch.Tensor,
+    network: nn.Module,
+    spec: ParamSpec,
+    final_params: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """Mean final-expert logits (S, K) over the experts that classify each image correctly (else expert 0's)."""
+    logits = torch.stack([_logits_of(network, spec, params, images) for params in final_params])  # (X, S, K)
+    right = (logits.argmax(2) == classes).float().unsqueeze(2)  # (X, S, 1)
+    count = right.sum(0)
+    return torch.where(count > 0, (logits * right).sum(0) / count.clamp_min(1), logits[0])
+
+
+def start_epoch_bound(settings: DistillSettings, iteration: int) -> int:
+    """U(it): the exclusive upper bound of the start epoch, growing from T to T+ (sequential generation)."""
+    if settings.expansion_end is None:
+        return settings.max_start_epoch
+    grown = settings.current_max_start_epoch + math.floor(
+        (settings.max_start_epoch - settings.current_max_start_epoch) * iteration / settings.expansion_end
+    )
+    return min(settings.max_start_epoch, grown)
+
+
+@dataclass
+class IterationRecord:
+    iteration: int
+    expert: int
+    start_epoch: int
+    loss: float
+    stepped: bool
+    lr: float
+
+
+@dataclass
+class Distiller:
+    """Holds the synthetic set and its optimisers; ``run`` performs the iterations.
+
+    ``compute_gradients`` and ``apply_step`` are separate so that a data-parallel runtime can average
+    the gradients of several workers (each matching its own trajectory segment) between them.
+    """
+
+    synthetic: SyntheticSet
+    network: nn.Module
+    experts: ExpertSource
+    settings: DistillSettings
+    generator: torch.Generator
+    augment: DiffAugment | None = None
+    iteration: int = 0
+    history: list[IterationRecord] = field(default_factory=list)
+    _expert_queue: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.spec = ParamSpec.of(self.network)
+        self.synthetic.images.requires_grad_(True)
+        self.synthetic.label_logits.requires_grad_(s.learn_labels and s.soft_labels)
+        self.synthetic.lr.requires_grad_(s.learn_lr)
+        self.image_opt = torch.optim.SGD([self.synthetic.images], lr=s.lr_img, momentum=s.image_momentum)
+        self.lr_opt = torch.optim.SGD([self.synthetic.lr], lr=s.lr_lr, momentum=s.lr_momentum)
+        self.label_opt = torch.optim.SGD([self.synthetic.label_logits], lr=s.lr_y, momentum=s.label_momentum)
+        self.selection = ParameterSelection(s.selection_mode, s.selection_ratio)
+
+    def _next_expert(self) -> int:
+        if not self._expert_queue:
+            self._expert_queue = torch.randperm(len(self.experts), generator=self.generator).tolist()
+        return self._expert_queue.pop(0)
+
+    def compute_gradients(self) -> tuple[float, int, int]:
+        """Sample a segment, unroll, and leave the matching gradient in the leaves' ``.grad``.
+
+        Returns (loss, expert index, start epoch).
+        """
+        s = self.settings
+        expert = self._next_expert()
+        upper = start_epoch_bound(s, self.iteration)
+        start_epoch = int(torch.randint(s.min_start_epoch, upper, (1,), generator=self.generator))
+        trajectory = self.experts[expert]
+        device = self.synthetic.images.device
+        start = trajectory[start_epoch].to(device)
+        target = trajectory[start_epoch + s.expert_epochs].to(device)
+        plan = plan_unroll(
+            self.synthetic.images.shape[0],
+            s.syn_steps,
+            s.batch_syn or self.synthetic.images.shape[0],
+            tuple(self.synthetic.images.shape[-2:]),  # type: ignore[arg-type]
+            self.augment if s.augment else None,
+            self.generator,
+        )
+        problem = StudentProblem(
+            self.network, self.spec, self.synthetic.images, self.synthetic.label_logits, self.synthetic.lr,
+            self.augment if s.augment else None,
+        )
+        for opt in (self.image_opt, self.lr_opt, self.label_opt):
+            opt.zero_grad(set_to_none=True)
+        loss = float(UNROLL_MODES[s.unroll](problem, start, target, plan, self.selection))
+        if not math.isfinite(loss):
+            raise DistillationError(
+                f"matching loss became {loss} at iteration {self.iteration} (expert {expert}, start epoch "
+                f"{start_epoch}); lower distill.lr_img or distill.lr_lr",
+                iteration=self.iteration,
+            )
+        return loss, expert, start_epoch
+
+    def apply_step(self, loss: float) -> bool:
+        """Step the optimisers if ``loss`` is within the threshold; return whether it stepped."""
+        stepped = loss <= self.settings.threshold
+        if stepped:
+            self.image_opt.step()
+            if self.synthetic.lr.requires_grad:
+                self.lr_opt.step()
+            if self.synthetic.label_logits.requires_grad:
+                self.label_opt.step()
+            with torch.no_grad():
+                # a negative step size would make the student climb the loss; keep it positive
+                self.synthetic.lr.clamp_(min=1e-6)
+        return stepped
+
+    def step(self) -> IterationRecord:
+        loss, expert, start_epoch = self.compute_gradients()
+        stepped = self.apply_step(loss)
+        record = IterationRecord(self.iteration, expert, start_epoch, loss, stepped, float(self.synthetic.lr))
+        self.history.append(record)
+        self.iteration += 1
+        return record
+
+    def run(self, iterations: int, on_iteration: Callable[[IterationRecord], None] | None = None) -> SyntheticSet:
+        while self.iteration < iterations:
+            record = self.step()
+            if on_iteration is not None:
+                on_iteration(record)
+        return self.synthetic
+
+    # -- checkpointing: plain tensors and numbers, so any runtime can store them without pickle --------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.synthetic.images.detach().clone(),
+            "label_logits": self.synthetic.label_logits.detach().clone(),
+            "lr": self.synthetic.lr.detach().clone(),
+            "classes": self.synthetic.classes.clone(),
+            "iteration": self.iteration,
+            "generator": self.generator.get_state(),
+            "expert_queue": list(self._expert_queue),
+            "optimizers": [opt.state_dict() for opt in (self.image_opt, self.lr_opt, self.label_opt)],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.synthetic.images.copy_(state["images"])
+            self.synthetic.label_logits.copy_(state["label_logits"])
+            self.synthetic.lr.copy_(state["lr"])
+        self.iteration = int(state["iteration"])
+        self.generator.set_state(state["generator"])
+        self._expert_queue = list(state["expert_queue"])
+        for opt, opt_state in zip((self.image_opt, self.lr_opt, self.label_opt), state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)

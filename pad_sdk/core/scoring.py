@@ -1,0 +1,70 @@
+"""EL2N difficulty scoring (Paul et al., 2021), the input of PAD's data scheduler.
+
+EL2N(x, y) = mean over k short agent runs of || softmax(f(x)) - onehot(y) ||_2, taken early in training.
+Only (index, score) pairs are kept, never the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoringRecipe:
+    """``runs`` agents trained for ``recipe.epochs`` each; the Data Diet paper used 10 runs, epochs 10-20."""
+
+    runs: int
+    recipe: TrainRecipe
+
+
+def el2n_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example EL2N (N,) from logits (N, K) and labels (N,)."""
+    error = F.softmax(logits, dim=1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    return error.norm(dim=1)
+
+
+def el2n_scores(
+    data: LabelledImages,
+    build_network: Callable[[], nn.Module],
+    scoring: ScoringRecipe,
+    *,
+    seed: int,
+    augment: DiffAugment | None = None,
+    device: torch.device | None = None,
+    on_run_end: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Mean EL2N score (N,) of every example over ``scoring.runs`` independently seeded agents."""
+    device = device or data.images.device
+    images, labels = data.images.to(device), data.labels.to(device)
+    total = torch.zeros(len(data), dtype=torch.float64, device=device)
+    for run in range(scoring.runs):
+        run_seed = derive_seed(seed, 1, run)
+        agent = seeded(run_seed, build_network).to(device)
+        train_network(agent, images, labels, scoring.recipe, generator=make_generator(run_seed), augment=augment)
+        total += el2n_of(predict_logits(agent, images), labels).double()
+        log.debug("scoring.run_done", run=run, of=scoring.runs)
+        if on_run_end is not None:
+            on_run_end(run)
+    return (total / scoring.runs).float().cpu()
+
+
+def class_orders(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
+    """Per class, the global indices sorted easiest (lowest score) first; ties keep data order."""
+    orders = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels == c, as_tuple=True)[0]
+        ranking = torch.sort(scores[members], stable=True).indices
+        orders.append(members[ranking])
+    return orders

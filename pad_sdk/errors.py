@@ -1,0 +1,65 @@
+"""The pad-sdk exception tree.
+
+Every error that pad-sdk raises on purpose derives from :class:`PadError`, so a pipeline can catch one
+type. Each subclass carries the facts a user needs to fix the problem (the field, the URI, the
+iteration, the metric) as attributes, and says them in its message.
+
+Errors raised by the lower layers (``connectors``, ``policies``) are translated at the SDK boundary
+into the matching class here, which also derives from the lower-layer class, so
+``except connectors.ConnectorError`` keeps working after translation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PadError(Exception):
+    """Root of every error pad-sdk raises on purpose."""
+
+
+class ConfigError(PadError, ValueError):
+    """A setting is missing, out of range, or contradicts another setting.
+
+    Attributes:
+        field: dotted path of the offending setting (e.g. ``distill.max_start_epoch``).
+        value: the rejected value, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class DataError(PadError, ValueError):
+    """The input data cannot be used (shape, labels, non-finite values, too few examples)."""
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+class DistillationError(PadError, RuntimeError):
+    """Distillation could not continue (e.g. a non-finite matching loss).
+
+    Attributes:
+        iteration: the distillation iteration at which it happened.
+    """
+
+    def __init__(self, message: str, *, iteration: int | None = None) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+class TrajectoryStoreError(PadError, OSError):
+    """The trajectory store is missing, incomplete, or was written for another network."""
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class WorkerError(PadError, RuntimeError):
+    """A distributed worker failed and the run could not recover."""

@@ -1,0 +1,315 @@
+"""The stages of one PAD run, as functions a runtime calls: prepare, score, experts, distil, evaluate.
+
+The in-process runtime calls them in order; the Ray runtime calls the same functions inside workers.
+Progress leaves through an ``on_event(stage, done, total, **facts)`` callback, never through prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+from torch import nn
+
+from pad_sdk.config import PadConfig
+from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet, initialise_synthetic
+from pad_sdk.core.evaluate import EvalResult, evaluate_set, random_subset
+from pad_sdk.core.experts import ExpertPlan, train_expert
+from pad_sdk.core.networks import create_network
+from pad_sdk.core.params import ParamSpec
+from pad_sdk.core.scheduler import static_prune
+from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_scores
+from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.core.training import LabelledImages, TrainRecipe
+from pad_sdk.core.zca import ZCAWhitening
+from pad_sdk.errors import DataError
+from pad_sdk.trajectories import TrajectoryStore
+
+log = structlog.get_logger(__name__)
+EventSink = Callable[..., None]
+
+
+def _no_events(stage: str, done: int, total: int, **facts: Any) -> None:
+    del stage, done, total, facts
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; the only place a device is chosen."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and std (C,) of the training images, applied before everything else."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+    def invert(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return images * std + mean
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Normalised (and optionally ZCA-whitened) train and holdout sets."""
+
+    train: LabelledImages
+    test: LabelledImages
+    class_names: tuple[str, ...]
+    normalisation: Normalisation
+    zca: ZCAWhitening | None = None
+
+
+def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
+    """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255].
+
+    Non-finite values and wrong ranks are rejected with the offending row.
+    """
+    tensor = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(1)
+    if tensor.dim() != 4:
+        raise DataError(f"{field} must have shape (N, C, H, W) or (N, H, W), got {tuple(tensor.shape)}", field=field)
+    if tensor.shape[0] == 0:
+        raise DataError(f"{field} is empty", field=field)
+    if not torch.is_floating_point(tensor):
+        scale = 255.0 if tensor.dtype == torch.uint8 or int(tensor.max()) > 1 else 1.0
+        tensor = tensor.float() / scale
+    tensor = tensor.float()
+    bad = ~torch.isfinite(tensor.reshape(tensor.shape[0], -1)).all(dim=1)
+    if bad.any():
+        row = int(torch.nonzero(bad)[0])
+        raise DataError(f"{field} row {row} contains NaN or infinite values", field=field, row=row)
+    return tensor.contiguous()
+
+
+def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int | None, field: str = "labels"
+              ) -> torch.Tensor:
+    """Integer class ids (N,) in [0, num_classes); bad rows are named."""
+    tensor = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if tensor.dim() != 1 or tensor.shape[0] != num_rows:
+        raise DataError(f"{field} must have shape ({num_rows},), got {tuple(tensor.shape)}", field=field)
+    if torch.is_floating_point(tensor):
+        if not torch.equal(tensor, tensor.round()):
+            row = int(torch.nonzero(tensor != tensor.round())[0])
+            raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
+    tensor = tensor.long()
+    upper = num_classes if num_classes is not None else int(tensor.max()) + 1
+    bad = (tensor < 0) | (tensor >= upper)
+    if bad.any():
+        row = int(torch.nonzero(bad)[0])
+        raise DataError(
+            f"{field} row {row} has class {int(tensor[row])}, outside [0, {upper})", field=field, row=row
+        )
+    return tensor
+
+
+class Stages:
+    """Stage functions bound to one configuration, dataset and device."""
+
+    def __init__(self, config: PadConfig, data: PreparedData, *, on_event: EventSink | None = None) -> None:
+        self.config = config
+        self.data = data
+        self.device = resolve_device(config.device)
+        self.on_event = on_event or _no_events
+        self.augment = DiffAugment()
+        self.timings: dict[str, float] = {}
+
+    # -- networks --------------------------------------------------------------------------------
+    def network_factory(self, name: str | None = None) -> Callable[[], nn.Module]:
+        settings = self.config.network
+        channels, height, width = self.data.train.image_shape
+        kwargs = settings.kwargs((height, width)) if name in (None, settings.name) else {}
+
+        def build() -> nn.Module:
+            return create_network(
+                name or settings.name, in_channels=channels, num_classes=self.data.train.num_classes,
+                image_size=(height, width), **kwargs,
+            )
+
+        return build
+
+    def _timed(self, stage: str, started: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
+
+    # -- stage 2: difficulty -----------------------------------------------------------------------
+    def score(self) -> torch.Tensor:
+        """EL2N score (N,) of every training example."""
+        started = time.perf_counter()
+        scoring = self.config.scoring
+        total = scoring.runs
+        self.on_event("scoring", 0, total)
+        scores = el2n_scores(
+            self.data.train, self.network_factory(), ScoringRecipe(scoring.runs, scoring.recipe()),
+            seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device,
+            on_run_end=lambda run: self.on_event("scoring", run + 1, total),
+        )
+        self._timed("scoring", started)
+        return scores
+
+    def orders(self, scores: torch.Tensor) -> list[torch.Tensor]:
+        return class_orders(scores, self.data.train.labels, self.data.train.num_classes)
+
+    # -- stage 3: experts ---------------------------------------------------------------------------
+    def expert_plan(self, orders: Sequence[torch.Tensor] | None) -> ExpertPlan:
+        experts = self.config.experts
+        if experts.fiex == "scheduler":
+            if orders is None:
+                raise ValueError("the data scheduler needs difficulty orders; run the scoring stage")
+            return ExpertPlan(schedule=experts.schedule.schedule(), orders=tuple(orders))
+        if experts.fiex == "static":
+            if orders is None:
+                raise ValueError("static pruning needs difficulty orders; run the scoring stage")
+            # small IPC matches early training, where hard examples mislead; large IPC the opposite
+            remove = "hard" if self.config.ipc <= 10 else "easy"
+            kept = static_prune(list(orders), experts.static_prune_ratio, remove)
+            return ExpertPlan(subset=torch.cat(kept))
+        return ExpertPlan()
+
+    def expert_header(self) -> dict[str, Any]:
+        network = self.network_factory()()
+        return {
+            "network": {"name": self.config.network.name,
+                        **self.config.network.kwargs(self.data.train.image_shape[1:]),
+                        "image_shape": list(self.data.train.image_shape),
+                        "num_classes": self.data.train.num_classes},
+            "param_names": [n for n, _ in network.named_parameters()],
+            "param_shapes": [list(p.shape) for p in network.parameters()],
+            "epochs": self.config.experts.epochs,
+            "fingerprint": f"seed={self.config.seed};n={len(self.data.train)}",
+        }
+
+    def train_expert(self, index: int, plan: ExpertPlan) -> torch.Tensor:
+        return train_expert(
+            self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
+            seed=derive_seed(self.config.seed, 21, index), augment=self.augment, device=self.device,
+        )
+
+    def train_experts(self, plan: ExpertPlan, store: TrajectoryStore | None = None) -> ExpertSource:
+        """Train the experts that ``store`` lacks (all of them without a store); return them all."""
+        started = time.perf_counter()
+        total = self.config.experts.num_experts
+        done = set(store.completed()) if store is not None else set()
+        trajectories: dict[int, torch.Tensor] = {}
+        finished = len(done & set(range(total)))
+        self.on_event("experts", finished, total)
+        for index in range(total):
+            if index in done:
+                continue
+            trajectory = self.train_expert(index, plan)
+            if store is not None:
+                store.save(index, trajectory, seed=derive_seed(self.config.seed, 21, index))
+            else:
+                trajectories[index] = trajectory
+            finished += 1
+            self.on_event("experts", finished, total)
+        self._timed("experts", started)
+        if store is not None:
+            return StoreExperts(store, total)
+        return [trajectories[i] for i in range(total)]
+
+    # -- stage 4: distillation -----------------------------------------------------------------------
+    def make_distiller(self, experts: ExpertSource, ipc: int | None = None, seed_offset: int = 0) -> Distiller:
+        ipc = ipc or self.config.ipc
+        settings = self.config.distill
+        generator = make_generator(derive_seed(self.config.seed, 31, ipc, seed_offset))
+        network = seeded(0, self.network_factory()).to(self.device)
+        spec = ParamSpec.of(network)
+        final_params = [experts[i][-1].to(self.device) for i in range(min(len(experts), 10))]
+        synthetic = initialise_synthetic(
+            self.data.train, ipc, network=network, spec=spec, final_params=final_params, settings=settings,
+            generator=generator,
+        )
+        synthetic = SyntheticSet(
+            synthetic.images.to(self.device), synthetic.label_logits.to(self.device), synthetic.lr.to(self.device),
+            synthetic.classes,
+        )
+        return Distiller(synthetic, network, experts, settings, generator, augment=self.augment)
+
+    def distill(self, experts: ExpertSource, ipc: int | None = None) -> tuple[SyntheticSet, list[IterationRecord]]:
+        started = time.perf_counter()
+        distiller = self.make_distiller(experts, ipc)
+        total = self.config.distill.iterations
+        self.on_event("distill", 0, total)
+        distiller.run(total, lambda r: self.on_event("distill", r.iteration + 1, total, loss=r.loss))
+        self._timed("distillation", started)
+        return distiller.synthetic.detached(), distiller.history
+
+    # -- stage 5: evaluation ------------------------------------------------------------------------
+    def evaluate_synthetic(self, synthetic: SyntheticSet, architecture: str | None = None) -> EvalResult:
+        started = time.perf_counter()
+        settings = self.config.evaluation
+        self.on_event("evaluate", 0, settings.seeds, what="condensed")
+        result = evaluate_set(
+            synthetic.images, synthetic.label_logits, self.data.test, self.network_factory(architecture),
+            settings.recipe(float(synthetic.lr)), seeds=settings.seeds, seed=derive_seed(self.config.seed, 41),
+            augment=self.augment, device=self.device,
+        )
+        self._timed("evaluation", started)
+        return result
+
+    def evaluate_random(self, ipc: int | None = None) -> EvalResult:
+        started = time.perf_counter()
+        settings = self.config.evaluation
+        ipc = ipc or self.config.ipc
+        picks = random_subset(
+            self.data.train.labels, self.data.train.num_classes, ipc, make_generator(derive_seed(self.config.seed, 51, ipc))
+        )
+        result = evaluate_set(
+            self.data.train.images[picks], self.data.train.labels[picks], self.data.test, self.network_factory(),
+            settings.recipe(settings.random_lr), seeds=settings.seeds, seed=derive_seed(self.config.seed, 41),
+            augment=self.augment, device=self.device,
+        )
+        self._timed("evaluation", started)
+        return result
+
+    def evaluate_full(self) -> EvalResult | None:
+        settings = self.config.evaluation
+        if settings.full_epochs == 0:
+            return None
+        started = time.perf_counter()
+        recipe = TrainRecipe(
+            epochs=settings.full_epochs, lr=settings.full_lr, batch_size=256, momentum=settings.momentum,
+            weight_decay=settings.weight_decay, decay_at_half=True, augment=settings.augment,
+        )
+        result = evaluate_set(
+            self.data.train.images, self.data.train.labels, self.data.test, self.network_factory(), recipe,
+            seeds=1, seed=derive_seed(self.config.seed, 61), augment=self.augment, device=self.device,
+        )
+        self._timed("full_reference", started)
+        return result
+
+
+@dataclass
+class StoreExperts:
+    """Experts read from a trajectory store on demand, keeping the last few in memory."""
+
+    store: TrajectoryStore
+    count: int
+    cache_size: int = 4
+    _cache: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = self.store.load(index)
+        return self._cache[index]

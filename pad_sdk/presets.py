@@ -1,0 +1,136 @@
+"""Presets: the official PAD settings per IPC, and small profiles that two CPU cores finish quickly.
+
+``paper`` mirrors the official CIFAR-10 configs (``configs/CIFAR-10/ConvIN/IPC*.yaml`` of the PAD
+repository; see shared PAD_SPEC section 3.4): 100 experts x 100 epochs, 10,000 iterations, N/M/windows and
+learning rates per IPC, parameter selection ratio alpha per IPC. An IPC between the official ones uses
+the nearest official setting (by ratio).
+
+``cpu-small`` keeps the algorithm whole (scoring, scheduler, experts, sequential generation, selection)
+but shrinks every budget: a narrower network, few short experts, few iterations. Its numbers are not
+comparable with the paper's; they show the method working end to end on two cores.
+
+``tiny`` is for tests: seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pad_sdk.config import PadConfig, validate_config
+from pad_sdk.errors import ConfigError
+
+# Official CIFAR-10 PAD settings: N, M, T-, T, T+, expansion_end (None = fixed window), lr_img, lr_lr,
+# lr_y, batch_syn, alpha, threshold.
+_PAPER: dict[int, dict[str, Any]] = {
+    1: dict(syn_steps=80, expert_epochs=2, min_start_epoch=0, current_max_start_epoch=4, max_start_epoch=4,
+            expansion_end=None, lr_img=100.0, lr_lr=1e-7, lr_y=5.0, batch_syn=1000, selection_ratio=0.0,
+            threshold=1.1),
+    10: dict(syn_steps=80, expert_epochs=2, min_start_epoch=0, current_max_start_epoch=10, max_start_epoch=20,
+             expansion_end=1000, lr_img=100.0, lr_lr=1e-5, lr_y=2.0, batch_syn=500, selection_ratio=0.5),
+    50: dict(syn_steps=80, expert_epochs=3, min_start_epoch=0, current_max_start_epoch=20, max_start_epoch=40,
+             expansion_end=2000, lr_img=1000.0, lr_lr=1e-5, lr_y=2.0, batch_syn=1000, selection_ratio=0.25),
+    500: dict(syn_steps=40, expert_epochs=2, min_start_epoch=40, current_max_start_epoch=60, max_start_epoch=70,
+              expansion_end=2000, lr_img=50.0, lr_lr=1e-5, lr_y=10.0, batch_syn=1000, selection_ratio=0.5),
+    1000: dict(syn_steps=100, expert_epochs=2, min_start_epoch=40, current_max_start_epoch=60, max_start_epoch=60,
+               expansion_end=None, lr_img=50.0, lr_lr=1e-5, lr_y=10.0, batch_syn=1000, selection_ratio=0.5),
+}
+
+
+def nearest_official_ipc(ipc: int) -> int:
+    """The official IPC closest to ``ipc`` on a log scale (ties go to the smaller one)."""
+    return min(_PAPER, key=lambda k: (abs(math.log(k) - math.log(ipc)), k))
+
+
+def _paper(ipc: int) -> dict[str, Any]:
+    distill = dict(_PAPER[nearest_official_ipc(ipc)], iterations=10000)
+    return {
+        "ipc": ipc,
+        "zca": True,
+        "distill": distill,
+        "experts": {"num_experts": 100, "epochs": 100},
+        "evaluation": {"epochs": 1000, "seeds": 5, "full_epochs": 50},
+    }
+
+
+def _scaled_windows(ipc: int, expert_epochs_total: int, iterations: int) -> dict[str, Any]:
+    """Official start windows rescaled from 100-epoch experts to ``expert_epochs_total``."""
+    official = _PAPER[nearest_official_ipc(ipc)]
+    scale = expert_epochs_total / 100.0
+    expert_epochs = official["expert_epochs"]
+    room = expert_epochs_total - expert_epochs
+    t_plus = max(2, min(room, math.ceil(official["max_start_epoch"] * scale)))
+    t_minus = min(t_plus - 1, math.floor(official["min_start_epoch"] * scale))
+    t_now = max(t_minus + 1, min(t_plus, math.ceil(official["current_max_start_epoch"] * scale)))
+    windows: dict[str, Any] = dict(
+        expert_epochs=expert_epochs, min_start_epoch=t_minus, current_max_start_epoch=t_now, max_start_epoch=t_plus
+    )
+    if official["expansion_end"] is not None and t_now < t_plus:
+        windows["expansion_end"] = max(1, iterations // 2)
+    else:
+        windows["expansion_end"] = None
+    return windows
+
+
+def _cpu_small(ipc: int) -> dict[str, Any]:
+    official = _PAPER[nearest_official_ipc(ipc)]
+    iterations, expert_epochs = 150, 20
+    distill = dict(
+        iterations=iterations, syn_steps=20, lr_img=official["lr_img"], lr_lr=1e-5, lr_y=official["lr_y"],
+        selection_ratio=official["selection_ratio"], threshold=official.get("threshold", 1.0),
+        **_scaled_windows(ipc, expert_epochs, iterations),
+    )
+    return {
+        "ipc": ipc,
+        "network": {"width": 64},
+        "scoring": {"runs": 2, "epochs": 10, "batch_size": 32},
+        "experts": {"num_experts": 6, "epochs": expert_epochs, "batch_size": 64, "lr": 0.01},
+        "distill": distill,
+        "evaluation": {"epochs": 300, "seeds": 3, "full_epochs": 30, "batch_size": 128},
+    }
+
+
+def _tiny(ipc: int) -> dict[str, Any]:
+    iterations, expert_epochs = 6, 6
+    return {
+        "ipc": ipc,
+        "network": {"width": 16},
+        "scoring": {"runs": 1, "epochs": 1, "batch_size": 128},
+        "experts": {"num_experts": 2, "epochs": expert_epochs, "batch_size": 64},
+        "distill": dict(iterations=iterations, syn_steps=4, lr_img=100.0, selection_ratio=0.5,
+                        **_scaled_windows(max(ipc, 10), expert_epochs, iterations)),
+        "evaluation": {"epochs": 20, "seeds": 2, "full_epochs": 2, "batch_size": 64},
+    }
+
+
+PRESETS: dict[str, Callable[[int], dict[str, Any]]] = {"paper": _paper, "cpu-small": _cpu_small, "tiny": _tiny}
+
+
+def available_presets() -> tuple[str, ...]:
+    return tuple(sorted(PRESETS))
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def preset_config(name: str, ipc: int, overrides: Mapping[str, Any] | None = None) -> PadConfig:
+    """The settings of preset ``name`` at ``ipc``, with nested ``overrides`` applied on top.
+
+    >>> preset_config("paper", 10).distill.selection_ratio
+    0.5
+    """
+    if name not in PRESETS:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of {', '.join(available_presets())}", field="preset", value=name
+        )
+    if ipc < 1:
+        raise ConfigError(f"ipc must be at least 1, got {ipc}", field="ipc", value=ipc)
+    return validate_config(_merge(PRESETS[name](ipc), dict(overrides or {})) | {"preset": name})

@@ -1,1 +1,51 @@
-"""pad-sdk: dataset distillation with PAD."""
+"""pad-sdk: condense large labelled image datasets with PAD (Prioritize Alignment in Dataset Distillation).
+
+The names a pipeline needs::
+
+    import pad_sdk
+    result = pad_sdk.distill(images, labels, ipc=10)          # or pad_sdk.distill("s3://bucket/data/")
+    result.accuracy.condensed.mean, result.verdict, result.save("s3://bucket/condensed/")
+    condensed = pad_sdk.load_condensed("s3://bucket/condensed/")
+    loader = torch.utils.data.DataLoader(condensed.dataset(), batch_size=128)
+"""
+
+from pad_sdk.api import distill, sweep
+from pad_sdk.config import PadConfig
+from pad_sdk.errors import (
+    ConfigError,
+    ConnectorError,
+    DataError,
+    DistillationError,
+    PadError,
+    PolicyError,
+    PolicyViolation,
+    TrajectoryStoreError,
+    WorkerError,
+)
+from pad_sdk.presets import available_presets, preset_config
+from pad_sdk.result import AccuracyReport, CondensedDataset, CondensedSet, DistillResult, load_condensed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccuracyReport",
+    "CondensedDataset",
+    "CondensedSet",
+    "ConfigError",
+    "ConnectorError",
+    "DataError",
+    "DistillResult",
+    "DistillationError",
+    "PadConfig",
+    "PadError",
+    "PolicyError",
+    "PolicyViolation",
+    "TrajectoryStoreError",
+    "WorkerError",
+    "__version__",
+    "available_presets",
+    "distill",
+    "load_condensed",
+    "preset_config",
+    "sweep",
+]

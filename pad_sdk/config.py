@@ -87,8 +87,9 @@ class ScheduleSettings(_Frozen):
 class ExpertSettings(_Frozen):
     """Expert trajectories (MTT/DATM: SGD lr 0.01, no momentum, batch 256, DSA, 100 experts x 100 epochs).
 
-    ``fiex`` is PAD's first filter: ``scheduler`` (the paper's data scheduler), ``static`` (prune
-    ``static_prune_ratio`` of every class once; hard examples at IPC <= 10, easy ones above) or ``off``.
+    ``fiex`` is PAD's first filter: ``scheduler`` (the paper's data scheduler), ``static`` (prune a fixed
+    share of every class once: ``prune_hard`` of the hardest and ``prune_easy`` of the easiest; when both
+    are None, 20 % hard at IPC <= 10 and 10 % easy above, the paper's best ablation points) or ``off``.
     """
 
     num_experts: int = Field(100, ge=1)
@@ -98,7 +99,22 @@ class ExpertSettings(_Frozen):
     augment: bool = True
     fiex: Literal["scheduler", "static", "off"] = "scheduler"
     schedule: ScheduleSettings = ScheduleSettings()
-    static_prune_ratio: float = Field(0.1, ge=0, lt=1)
+    prune_hard: float | None = Field(None, ge=0, lt=1)
+    prune_easy: float | None = Field(None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _pruning_leaves_data(self) -> ExpertSettings:
+        if (self.prune_hard or 0) + (self.prune_easy or 0) >= 1:
+            raise ValueError(
+                f"experts.prune_hard ({self.prune_hard}) + experts.prune_easy ({self.prune_easy}) must be below 1"
+            )
+        return self
+
+    def static_ratios(self, ipc: int) -> tuple[float, float]:
+        """(hard, easy) shares removed by static pruning at ``ipc``."""
+        if self.prune_hard is None and self.prune_easy is None:
+            return (0.2, 0.0) if ipc <= 10 else (0.0, 0.1)
+        return self.prune_hard or 0.0, self.prune_easy or 0.0
 
     def recipe(self) -> TrainRecipe:
         return TrainRecipe(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, augment=self.augment)

@@ -11,6 +11,8 @@ into the matching class here, which also derives from the lower-layer class, so
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -63,3 +65,43 @@ class TrajectoryStoreError(PadError, OSError):
 
 class WorkerError(PadError, RuntimeError):
     """A distributed worker failed and the run could not recover."""
+
+
+# -- translations of the lower layers' errors ----------------------------------------------------------
+import connectors.errors as _connector_errors  # noqa: E402  (the lower layers import nothing of ours)
+import policies.errors as _policy_errors  # noqa: E402
+
+
+class ConnectorError(PadError, _connector_errors.ConnectorError):
+    """Reading or writing storage failed; carries ``uri``, ``file``, ``row``, ``column`` of the cause."""
+
+
+class PolicyError(PadError, _policy_errors.PolicyError):
+    """A policy file or object is invalid (its message names the field and the allowed values)."""
+
+
+class PolicyViolation(PolicyError):
+    """A strict run failed a policy rule; ``verdict`` holds every rule's measured value and limit."""
+
+    def __init__(self, message: str, *, verdict: object) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Re-raise ``connectors`` and ``policies`` errors as pad-sdk errors, keeping the cause and its facts."""
+    try:
+        yield
+    except PadError:
+        raise
+    except _policy_errors.PolicyViolation as exc:
+        raise PolicyViolation(str(exc), verdict=exc.verdict) from exc
+    except _connector_errors.ConnectorError as exc:
+        translated = ConnectorError(str(exc))
+        translated.__dict__.update(vars(exc))
+        raise translated from exc
+    except _policy_errors.PolicyError as exc:
+        translated_policy = PolicyError(str(exc))
+        translated_policy.__dict__.update(vars(exc))
+        raise translated_policy from exc

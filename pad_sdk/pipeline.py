@@ -175,11 +175,29 @@ class Stages:
         if experts.fiex == "static":
             if orders is None:
                 raise ValueError("static pruning needs difficulty orders; run the scoring stage")
-            # small IPC matches early training, where hard examples mislead; large IPC the opposite
-            remove = "hard" if self.config.ipc <= 10 else "easy"
-            kept = static_prune(list(orders), experts.static_prune_ratio, remove)
+            hard, easy = experts.static_ratios(self.config.ipc)
+            kept = static_prune(list(orders), hard=hard, easy=easy)
             return ExpertPlan(subset=torch.cat(kept))
         return ExpertPlan()
+
+    def pruning_kept_share(self, orders: Sequence[torch.Tensor] | None) -> dict[str, float] | None:
+        """Per class, the smallest share of its examples that the experts trained on in the epochs the
+        matching windows cover (so a policy can check that pruning does not erase a class)."""
+        if orders is None:
+            return None
+        plan = self.expert_plan(orders)
+        epochs = self.config.experts.epochs
+        pick = plan.epoch_indices(epochs)
+        if pick is None:
+            return None
+        d = self.config.distill
+        window = range(d.min_start_epoch, min(epochs, d.max_start_epoch + d.expert_epochs))
+        labels = self.data.train.labels
+        totals = torch.bincount(labels, minlength=self.data.train.num_classes).float()
+        shares = torch.stack([
+            torch.bincount(labels[pick(e)], minlength=self.data.train.num_classes).float() / totals for e in window
+        ]).min(dim=0).values
+        return {name: float(v) for name, v in zip(self.data.class_names, shares, strict=True)}
 
     def expert_header(self) -> dict[str, Any]:
         network = self.network_factory()()

@@ -254,7 +254,9 @@ class Distiller:
     def step(self) -> IterationRecord:
         loss, expert, start_epoch = self.compute_gradients()
         stepped = self.apply_step(loss)
-        record = IterationRecord(self.iteration, expert, start_epoch, loss, stepped, float(self.synthetic.lr))
+        record = IterationRecord(
+            self.iteration, expert, start_epoch, loss, stepped, float(self.synthetic.lr.detach())
+        )
         self.history.append(record)
         self.iteration += 1
         return record

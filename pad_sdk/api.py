@@ -1,0 +1,356 @@
+"""``pad_sdk.distill``: the one call a pipeline makes.
+
+It wires the lower layers together: a connector (or arrays) for the data, a policy for the IPC, the
+PAD overrides and the verdict, a preset for the settings, the stage functions for the algorithm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+
+import connectors
+import policies
+from pad_sdk.config import PadConfig, validate_config
+from pad_sdk.core.training import LabelledImages
+from pad_sdk.core.zca import ZCAWhitening
+from pad_sdk.errors import ConfigError, DataError, translated_errors
+from pad_sdk.pipeline import EventSink, Normalisation, PreparedData, Stages, to_float_images, to_labels
+from pad_sdk.presets import _merge, preset_config
+from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
+from pad_sdk.runtime import Runtime, resolve_runtime
+from pad_sdk.trajectories import TrajectoryStore
+
+log = structlog.get_logger(__name__)
+
+ArrayLike = np.ndarray | torch.Tensor
+HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Images and labels before normalisation, plus what is known about their origin."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: tuple[str, ...]
+    source: dict[str, Any]
+
+
+def load_source(
+    source: str | connectors.Source,
+    *,
+    holdout_fraction: float,
+    seed: int,
+    storage_options: Mapping[str, Any] | None = None,
+    **open_kwargs: Any,
+) -> RawData:
+    """Read a connector source into memory, using its test split or a seeded stratified holdout."""
+    with translated_errors():
+        src = source if isinstance(source, connectors.Source) else connectors.open_source(
+            source, storage_options=storage_options, **open_kwargs
+        )
+        schema = src.schema
+        holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
+        if holdout is not None:
+            train_split = next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None)
+            train, test = src.read_all(split=train_split), src.read_all(split=holdout)
+            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout}
+        else:
+            everything = src.read_all()
+            plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
+            train = connectors.Batch(
+                everything.images[plan.train_rows], everything.labels[plan.train_rows], None,
+                everything.row_ids[plan.train_rows],
+            )
+            test = connectors.Batch(
+                everything.images[plan.holdout_rows], everything.labels[plan.holdout_rows], None,
+                everything.row_ids[plan.holdout_rows],
+            )
+            split_record = plan.to_dict()
+    return RawData(
+        to_float_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
+        to_float_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
+        tuple(schema.class_names),
+        {"uri": schema.uri, "fingerprint": schema.fingerprint, "stored_bytes": schema.stored_bytes,
+         "rows": schema.num_rows, "format": schema.format, "split": split_record},
+    )
+
+
+def arrays_to_raw(
+    images: ArrayLike,
+    labels: ArrayLike,
+    *,
+    test_images: ArrayLike | None,
+    test_labels: ArrayLike | None,
+    class_names: tuple[str, ...] | None,
+    holdout_fraction: float,
+    seed: int,
+) -> RawData:
+    """Validate in-memory arrays; split off a stratified holdout when no test set is given."""
+    x = to_float_images(images)
+    num_classes = len(class_names) if class_names else None
+    y = to_labels(labels, x.shape[0], num_classes)
+    names = class_names or tuple(str(c) for c in range(int(y.max()) + 1))
+    if test_images is not None and test_labels is not None:
+        tx = to_float_images(test_images, "test_images")
+        ty = to_labels(test_labels, tx.shape[0], len(names), "test_labels")
+        if tx.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"test_images have shape {tuple(tx.shape[1:])} per image, images {tuple(x.shape[1:])}",
+                field="test_images",
+            )
+        return RawData(x, y, tx, ty, names, {"uri": None, "rows": int(x.shape[0] + tx.shape[0])})
+    if (test_images is None) != (test_labels is None):
+        raise DataError("give both test_images and test_labels, or neither", field="test_labels")
+    with translated_errors():
+        plan = connectors.stratified_split(y.numpy(), holdout_fraction, seed)
+    train, test = torch.from_numpy(plan.train_rows), torch.from_numpy(plan.holdout_rows)
+    return RawData(x[train], y[train], x[test], y[test], names, {"uri": None, "rows": int(x.shape[0]),
+                                                                 "split": plan.to_dict()})
+
+
+def prepare(raw: RawData, *, zca: bool) -> PreparedData:
+    """Normalise with the training set's per-channel statistics (and optionally ZCA-whiten)."""
+    counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names))
+    empty = [raw.class_names[c] for c in range(len(raw.class_names)) if counts[c] == 0]
+    if empty:
+        raise DataError(f"classes {empty} have no training examples", field="labels")
+    dims = (0, 2, 3)
+    norm = Normalisation(
+        tuple(float(v) for v in raw.train_images.mean(dim=dims)),
+        tuple(max(float(v), 1e-6) for v in raw.train_images.std(dim=dims)),
+    )
+    train_x, test_x = norm.apply(raw.train_images), norm.apply(raw.test_images)
+    whitening = None
+    if zca:
+        whitening = ZCAWhitening.fit(train_x)
+        train_x, test_x = whitening.transform(train_x), whitening.transform(test_x)
+    k = len(raw.class_names)
+    return PreparedData(
+        LabelledImages(train_x, raw.train_labels, k), LabelledImages(test_x, raw.test_labels, k),
+        raw.class_names, norm, whitening,
+    )
+
+
+def _policy_overrides(policy: policies.RunPolicy | None) -> dict[str, Any]:
+    """The PAD knobs a reviewer set in the policy, as settings overrides."""
+    if policy is None or policy.pad is None:
+        return {}
+    pad = policy.pad
+    experts: dict[str, Any] = {}
+    distill: dict[str, Any] = {}
+    if pad.hard_prune_ratio is not None or pad.easy_prune_ratio is not None:
+        experts.update(fiex="static", prune_hard=pad.hard_prune_ratio, prune_easy=pad.easy_prune_ratio)
+    if pad.fiex is False:
+        experts["fiex"] = "off"
+    if pad.fiem is False:
+        distill["selection_mode"] = "none"
+    if pad.selection_mode is not None:
+        distill["selection_mode"] = pad.selection_mode
+    if pad.parameter_selection_ratio is not None:
+        distill["selection_ratio"] = pad.parameter_selection_ratio
+    return {k: v for k, v in (("experts", experts), ("distill", distill)) if v}
+
+
+def resolve_ipc(ipc: int | None, policy: policies.RunPolicy | None, raw: RawData) -> int:
+    if ipc is not None:
+        return ipc
+    if policy is None:
+        return 10
+    counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names)).tolist()
+    # one condensed image costs its float32 pixels plus its label logits
+    per_image = int(raw.train_images[0].numel() * 4 + len(raw.class_names) * 4 + 8)
+    stored = raw.source.get("stored_bytes")
+    with translated_errors():
+        return policy.compression.resolve(counts, per_image, stored).ipc
+
+
+def distill(
+    source: str | connectors.Source | ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    ipc: int | None = None,
+    **kwargs: Any,
+) -> DistillResult:
+    """Condense a labelled image set with PAD and measure what it keeps.
+
+    Args:
+        source: images (N, C, H, W) or (N, H, W) as an array/tensor (with ``labels``), or a dataset URL /
+            ``connectors.Source`` (Parquet, image folder, IDX, npz on any fsspec filesystem).
+        ipc: images per class; default from ``policy``'s compression target, else 10.
+        preset: ``cpu-small`` (default), ``paper`` or ``tiny``; ``overrides`` is a nested mapping
+            applied on top, e.g. ``{"distill": {"iterations": 500}}``. ``config`` replaces both.
+        policy: a ``policies.RunPolicy`` (or its dict / file path): its compression target sets the IPC,
+            its PAD knobs override the preset, and its rules judge the result (``strict`` raises
+            ``PolicyViolation`` on a failed rule).
+        test_images / test_labels: a holdout; otherwise a seeded stratified ``holdout_fraction`` split.
+        trajectory_store: fsspec URL where expert trajectories are kept (resumable); default: memory.
+        on_event: ``on_event(stage, done, total, **facts)`` progress callback.
+        runtime: ``"local"`` (default, in this process), ``"ray"``, or a runtime object
+            (e.g. ``pad_sdk.runtime.ray.RayRuntime(num_workers=4, address=...)``).
+
+    See :func:`sweep` for the remaining keyword arguments.
+    """
+    return sweep(source, labels, ipcs=None if ipc is None else [ipc], **kwargs)[0]
+
+
+def sweep(
+    source: str | connectors.Source | ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    ipcs: list[int] | None = None,
+    preset: str = "cpu-small",
+    overrides: Mapping[str, Any] | None = None,
+    config: PadConfig | Mapping[str, Any] | None = None,
+    policy: policies.RunPolicy | Mapping[str, Any] | str | None = None,
+    strict: bool = False,
+    test_images: ArrayLike | None = None,
+    test_labels: ArrayLike | None = None,
+    class_names: tuple[str, ...] | None = None,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    trajectory_store: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    evaluate: bool = True,
+    on_event: EventSink | None = None,
+    runtime: Runtime | str | None = None,
+    **source_options: Any,
+) -> list[DistillResult]:
+    """Condense the same data at several IPCs; scoring and experts are computed once and shared.
+
+    Returns one :class:`DistillResult` per IPC, in the order given. Arguments as for :func:`distill`.
+    """
+    started = time.perf_counter()
+    engine = resolve_runtime(runtime)
+    with translated_errors():
+        run_policy = policies.load_policy(policy) if policy is not None else None
+    raw = _read_input(source, labels, test_images=test_images, test_labels=test_labels, class_names=class_names,
+                      holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                      source_options=source_options)
+    if config is not None:
+        configs = [config if isinstance(config, PadConfig) else validate_config(dict(config))]
+    else:
+        extra = _merge(_policy_overrides(run_policy), {**(overrides or {}), "seed": seed})
+        targets = ipcs or [resolve_ipc(None, run_policy, raw)]
+        configs = [preset_config(preset, target, extra) for target in targets]
+
+    shared: dict[str, Any] = {}
+    results = []
+    for cfg in configs:
+        run_started = time.perf_counter()
+        data = shared.setdefault(f"data:{cfg.zca}", prepare(raw, zca=cfg.zca))
+        stages = Stages(cfg, data, on_event=on_event)
+        log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(data.train), holdout=len(data.test),
+                 classes=data.train.num_classes, image_shape=data.train.image_shape)
+        experts = _experts(engine, stages, shared, trajectory_store, storage_options)
+        synthetic, history = engine.distill(stages, experts)
+        accuracy = None
+        if evaluate:
+            full = shared.get(f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}")
+            if full is None:
+                full = shared[f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"] = stages.evaluate_full()
+            accuracy = AccuracyReport(
+                engine.evaluate_synthetic(stages, synthetic),
+                stages.evaluate_random() if cfg.evaluation.random_baseline else None,
+                full,
+            )
+        total = time.perf_counter() - (started if not results else run_started)
+        timings = {**stages.timings, "total": total}
+        verdict = _judge(run_policy, accuracy, data.class_names, cfg, timings, strict,
+                         stages.pruning_kept_share(shared.get("orders")))
+        condensed = CondensedSet(
+            images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
+            label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels else None,
+            learned_lr=float(synthetic.lr), class_names=data.class_names, normalisation=data.normalisation,
+            metadata={"source": raw.source, "zca": cfg.zca},
+        )
+        log.info("distill.done", ipc=cfg.ipc, seconds=round(total, 1),
+                 accuracy=None if accuracy is None else round(accuracy.condensed.mean, 4))
+        results.append(DistillResult(
+            condensed=condensed, config=cfg, accuracy=accuracy, verdict=verdict, timings=timings,
+            loss_history=tuple(r.loss for r in history), source=raw.source,
+            policy=None if run_policy is None else run_policy.model_dump(mode="json"),
+        ))
+    return results
+
+
+def _read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | None, *,
+                test_images: ArrayLike | None, test_labels: ArrayLike | None, class_names: tuple[str, ...] | None,
+                holdout_fraction: float, seed: int, storage_options: Mapping[str, Any] | None,
+                source_options: Mapping[str, Any]) -> RawData:
+    if isinstance(source, (str, connectors.Source)):
+        if labels is not None:
+            raise ConfigError("labels are read from the source; pass labels only with arrays", field="labels")
+        return load_source(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                           **source_options)
+    if labels is None:
+        raise ConfigError("labels are required with an image array", field="labels")
+    return arrays_to_raw(source, labels, test_images=test_images, test_labels=test_labels,
+                         class_names=class_names, holdout_fraction=holdout_fraction, seed=seed)
+
+
+def _experts(engine: Runtime, stages: Stages, shared: dict[str, Any], trajectory_store: str | None,
+             storage_options: Mapping[str, Any] | None) -> Any:
+    """Score and train experts, or reuse those of an earlier IPC trained with the same settings and data."""
+    cfg = stages.config
+    orders = None
+    if cfg.experts.fiex != "off":
+        scoring_key = f"orders:{cfg.zca}:{cfg.seed}:{cfg.network.model_dump_json()}:{cfg.scoring.model_dump_json()}"
+        if scoring_key not in shared:
+            shared[scoring_key] = stages.orders(stages.score())
+        orders = shared["orders"] = shared[scoring_key]
+    plan = stages.expert_plan(orders)
+    static = cfg.experts.static_ratios(cfg.ipc) if cfg.experts.fiex == "static" else None
+    key = f"experts:{cfg.zca}:{cfg.seed}:{cfg.network.model_dump_json()}:{cfg.experts.model_dump_json()}:{static}"
+    if key not in shared:
+        store = None
+        if trajectory_store is not None:
+            suffix = "" if not any(k.startswith("experts:") for k in shared) else f"/variant-{len(shared)}"
+            store = TrajectoryStore(trajectory_store + suffix, storage_options=storage_options)
+            store.initialise(stages.expert_header())
+        shared[key] = engine.train_experts(stages, plan, store)
+    return shared[key]
+
+
+def measured_results(accuracy: AccuracyReport | None, class_names: tuple[str, ...], config: PadConfig,
+                     timings: Mapping[str, float]) -> dict[str, Any]:
+    """The measurements a policy judges, as the plain mapping ``policies`` accepts."""
+    results: dict[str, Any] = {"ipc": config.ipc, "iterations": config.distill.iterations,
+                               "wall_time_s": timings.get("total"), "class_names": class_names}
+    if accuracy is not None:
+        results.update(
+            condensed_accuracies=accuracy.condensed.accuracies,
+            per_class_recall_condensed=_finite(class_names, accuracy.condensed.per_class_recall),
+        )
+        if accuracy.random is not None:
+            results["random_accuracy_mean"] = accuracy.random.mean
+        if accuracy.full is not None:
+            results["full_accuracy"] = accuracy.full.mean
+            results["per_class_recall_full"] = _finite(class_names, accuracy.full.per_class_recall)
+    return results
+
+
+def _finite(class_names: tuple[str, ...], values: tuple[float, ...]) -> dict[str, float]:
+    """Per-class values without the classes the holdout lacks (their recall is NaN)."""
+    return {name: v for name, v in zip(class_names, values, strict=True) if v == v}
+
+
+def _judge(policy: policies.RunPolicy | None, accuracy: AccuracyReport | None, class_names: tuple[str, ...],
+           config: PadConfig, timings: Mapping[str, float], strict: bool,
+           kept_share: Mapping[str, float] | None) -> Any:
+    if policy is None:
+        return None
+    results = measured_results(accuracy, class_names, config, timings)
+    if kept_share is not None:
+        results["pruning_kept_share"] = dict(kept_share)
+    with translated_errors():
+        return policy.judge(results, strict=strict)

@@ -265,8 +265,8 @@ def sweep(
             )
         total = time.perf_counter() - (started if not results else run_started)
         timings = {**stages.timings, "total": total}
-        verdict = _judge(run_policy, accuracy, data.class_names, cfg, timings, strict,
-                         stages.pruning_kept_share(shared.get("orders")))
+        kept_share = stages.pruning_kept_share(shared.get("orders"))
+        verdict = _judge(run_policy, accuracy, data.class_names, cfg, timings, strict, kept_share)
         condensed = CondensedSet(
             images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
             label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels else None,
@@ -279,6 +279,9 @@ def sweep(
             condensed=condensed, config=cfg, accuracy=accuracy, verdict=verdict, timings=timings,
             loss_history=tuple(r.loss for r in history), source=raw.source,
             policy=None if run_policy is None else run_policy.model_dump(mode="json"),
+            # what a policy judges, kept so that a report can judge a run made without one
+            measurements={**measured_results(accuracy, data.class_names, cfg, timings),
+                          **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})},
         ))
     return results
 

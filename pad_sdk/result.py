@@ -141,6 +141,7 @@ class DistillResult:
     loss_history: tuple[float, ...]
     source: Mapping[str, Any]
     policy: Mapping[str, Any] | None = None
+    measurements: Mapping[str, Any] = field(default_factory=dict)  # the measured results a policy judges
 
     # conveniences for the common case
     @property

@@ -1,0 +1,209 @@
+"""The Ray Train function of the distillation stage: data parallel over trajectory segments.
+
+Every rank builds the same :class:`~pad_sdk.core.distill.Distiller` (same seed, so the same initial
+synthetic set) but samples experts and start epochs from its own generator, so k ranks match k segments
+per iteration. Between ``compute_gradients`` and ``apply_step`` the gradients of the images, label logits
+and step size, and the loss, are averaged over the process group; every rank then takes the same step, so
+the replicas never diverge. Rank 0's generator continues the in-process runtime's stream, which makes one
+worker reproduce the in-process result exactly.
+
+Checkpoints hold plain tensors, numbers and lists (``torch.load(weights_only=True)`` reads them, nothing
+is unpickled): the shared synthetic state, every rank's sampler state, and the iteration history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+
+from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet
+from pad_sdk.core.seeding import derive_seed
+from pad_sdk.pipeline import Stages, StoreExperts
+
+log = structlog.get_logger(__name__)
+
+STATE_FILE = "distill-state.pt"
+FORMAT_VERSION = 1
+# A test seam, read on the driver only: JSON {"iteration", "rank", "marker", "action": "kill"|"pause"}.
+FAULT_ENV = "PAD_SDK_RAY_FAULT"
+
+
+def open_experts(spec: dict[str, Any]) -> ExpertSource:
+    """The experts a worker reads: from the shared trajectory store, or a list put in the object store."""
+    import ray
+
+    if spec["kind"] == "store":
+        return StoreExperts(spec["store"], spec["count"])
+    return list(ray.get(spec["ref"]))
+
+
+def train_func(config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker; ``config`` is built by ``RayRuntime.distill``."""
+    import ray
+    import ray.train
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(config["threads"])  # results depend on the thread count; keep it explicit
+    pad_config, data = ray.get(config["stages"])
+    stages = Stages(pad_config, data)
+    ipc = config["ipc"]
+    distiller = stages.make_distiller(open_experts(config["experts"]), ipc)
+    if rank > 0:
+        # Same synthetic initialisation as rank 0, but its own segment stream.
+        distiller.generator.manual_seed(derive_seed(pad_config.seed, 31, ipc, 0, rank))
+    run = _RunState(config["fingerprint"])
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = torch.load(Path(directory) / STATE_FILE, weights_only=True)
+        run.restore(state, distiller, rank, pad_config.seed, ipc)
+        log.info("distill.resumed", rank=rank, iteration=distiller.iteration)
+
+    total, every = pad_config.distill.iterations, config["checkpoint_every"]
+    ran = False
+    while distiller.iteration < total:
+        _maybe_fault(config.get("fault"), distiller.iteration, rank)
+        started = time.perf_counter()
+        loss, expert, start_epoch = distiller.compute_gradients()
+        mean_loss = _average_gradients(distiller, loss, world)
+        stepped = distiller.apply_step(mean_loss)
+        run.history.append([distiller.iteration, expert, start_epoch, mean_loss, float(stepped),
+                            float(distiller.synthetic.lr.detach())])
+        distiller.iteration += 1
+        run.seconds += time.perf_counter() - started
+        ran = True
+        if distiller.iteration % every == 0 or distiller.iteration == total:
+            _report(distiller, run, rank, world)
+    if not ran:
+        _report(distiller, run, rank, world)  # nothing left to run (0 iterations, or resumed when done)
+
+
+class _RunState:
+    """What a checkpoint carries besides the distiller: history rows, restarts, compute seconds."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.history: list[list[float]] = []
+        self.restarts: list[int] = []
+        self.seconds = 0.0
+
+    def restore(self, state: dict[str, Any], distiller: Distiller, rank: int, seed: int, ipc: int) -> None:
+        distiller.load_state_dict(state["distiller"])
+        samplers = state["samplers"]
+        if rank < len(samplers):
+            distiller.generator.set_state(samplers[rank]["generator"])
+            distiller._expert_queue = list(samplers[rank]["expert_queue"])
+        else:  # more workers than when the checkpoint was written: a fresh stream for the new rank
+            distiller.generator.manual_seed(derive_seed(seed, 31, ipc, 0, rank, distiller.iteration))
+            distiller._expert_queue = []
+        self.history = [list(map(float, row)) for row in state["history"].tolist()]
+        self.restarts = [*map(int, state["restarts"]), distiller.iteration]
+        self.seconds = float(state["seconds"])
+
+
+def _average_gradients(distiller: Distiller, loss: float, world: int) -> float:
+    """All-reduce (mean) the leaves' gradients and the loss; a single worker is left untouched (bit-exact)."""
+    if world == 1:
+        return loss
+    import torch.distributed as dist
+
+    synthetic = distiller.synthetic
+    for leaf in (synthetic.images, synthetic.label_logits, synthetic.lr):
+        if leaf.grad is not None:  # the same leaves have gradients on every rank (same settings)
+            dist.all_reduce(leaf.grad, op=dist.ReduceOp.SUM)
+            leaf.grad.div_(world)
+    total = torch.tensor([loss], dtype=torch.float64, device=synthetic.images.device)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total) / world
+
+
+def _report(distiller: Distiller, run: _RunState, rank: int, world: int) -> None:
+    """Every rank reports (it is a barrier); rank 0 attaches the checkpoint with all ranks' sampler states."""
+    import ray.train
+
+    sampler = {"generator": distiller.generator.get_state(), "expert_queue": list(distiller._expert_queue)}
+    samplers = [sampler]
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, sampler)
+        samplers = gathered
+    metrics = {"iteration": distiller.iteration, "loss": run.history[-1][3] if run.history else float("nan")}
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = None
+        if rank == 0:
+            state = {
+                "format_version": FORMAT_VERSION,
+                "distiller": _to_cpu(distiller.state_dict()),
+                "samplers": samplers,
+                "history": torch.tensor(run.history, dtype=torch.float64).reshape(-1, 6),
+                "restarts": list(run.restarts),
+                "seconds": run.seconds,
+                "world_size": world,
+                "fingerprint": run.fingerprint,
+            }
+            torch.save(state, Path(directory) / STATE_FILE)
+            checkpoint = ray.train.Checkpoint.from_directory(directory)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def read_state(checkpoint: Any) -> dict[str, Any]:
+    """A checkpoint's state, read without unpickling."""
+    with checkpoint.as_directory() as directory:
+        return dict(torch.load(Path(directory) / STATE_FILE, weights_only=True))
+
+
+def unpack_state(state: dict[str, Any]) -> tuple[SyntheticSet, list[IterationRecord]]:
+    d = state["distiller"]
+    synthetic = SyntheticSet(d["images"], d["label_logits"], d["lr"], d["classes"])
+    history = [
+        IterationRecord(int(row[0]), int(row[1]), int(row[2]), float(row[3]), bool(row[4]), float(row[5]))
+        for row in state["history"].tolist()
+    ]
+    return synthetic, history
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def fault_from_env() -> dict[str, Any] | None:
+    """The fault to inject (tests only), from ``PAD_SDK_RAY_FAULT`` on the driver."""
+    raw = os.environ.get(FAULT_ENV)
+    return json.loads(raw) if raw else None
+
+
+def _maybe_fault(fault: dict[str, Any] | None, iteration: int, rank: int) -> None:
+    """Once per marker file: at the chosen iteration and rank, record where this worker runs, then die
+    (``kill``) or wait to be killed from outside (``pause``: a node or the driver is killed by the test)."""
+    if not fault or fault["iteration"] != iteration or fault["rank"] != rank:
+        return
+    marker = Path(fault["marker"])
+    if marker.exists():
+        return  # already injected: the restarted attempt must run through
+    import ray
+
+    facts = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "iteration": iteration}
+    partial = marker.with_suffix(".partial")
+    partial.write_text(json.dumps(facts))
+    partial.rename(marker)
+    log.warning("distill.fault_injected", action=fault["action"], **facts)
+    if fault["action"] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(float(fault.get("pause_s", 300)))

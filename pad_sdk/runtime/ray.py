@@ -1,0 +1,378 @@
+"""The Ray runtime: the same stage functions as :class:`~pad_sdk.runtime.LocalRuntime`, on a Ray cluster.
+
+What runs where:
+
+- **experts**: one Ray task per missing expert; each calls ``Stages.train_expert`` and writes its trajectory
+  to the shared :class:`~pad_sdk.trajectories.TrajectoryStore` (the driver only collects indices). Experts
+  already in the store are skipped, so a resumed run never trains an expert twice.
+- **distillation**: one Ray Train ``TorchTrainer``; every worker matches its own trajectory segment and the
+  gradients are averaged each iteration (see :mod:`pad_sdk.runtime._ray_distill`). Rank 0 checkpoints the
+  synthetic state to ``<storage>/<run_id>/`` every ``checkpoint_every`` iterations; a lost worker or node
+  restarts the group from the last checkpoint, and a new driver with the same ``run_id`` resumes it.
+- **evaluation**: the k evaluation seeds as k parallel Ray tasks (same per-seed seeds as the local runtime).
+
+Still on the driver: reading the source into memory and normalising it (``pad_sdk.api``), and EL2N scoring
+(``Stages.score``); the prepared data then travels once to the object store (``ray.put``), not per task.
+
+Only this module maps pad-sdk settings onto Ray's ``ScalingConfig``/``RunConfig``/``FailureConfig``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import structlog
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
+from pad_sdk.core.evaluate import EvalResult
+from pad_sdk.core.experts import ExpertPlan
+from pad_sdk.core.seeding import derive_seed
+from pad_sdk.errors import ConfigError, WorkerError
+from pad_sdk.pipeline import Stages, StoreExperts
+from pad_sdk.runtime import _ray_distill
+from pad_sdk.runtime._ray_env import ClusterHandle, Storage, connect, ray_temp_dir
+from pad_sdk.runtime._ray_tasks import evaluate_seed, train_expert_task
+from pad_sdk.trajectories import TrajectoryStore
+
+log = structlog.get_logger(__name__)
+DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
+
+
+class RayRunError(WorkerError):
+    """A Ray run failed beyond ``max_failures``; resume it with the same ``run_id`` and ``storage``.
+
+    Attributes:
+        run_id: the run to resume.
+        iteration: the last checkpointed distillation iteration (None: no checkpoint yet).
+        storage: where its checkpoints and trajectories are.
+    """
+
+    def __init__(self, message: str, *, run_id: str, iteration: int | None, storage: str) -> None:
+        super().__init__(message)
+        self.run_id, self.iteration, self.storage = run_id, iteration, storage
+
+
+@dataclass
+class RayRunReport:
+    """What the last stages did on the cluster (for logs, tests and benchmarks)."""
+
+    experts_trained: list[int] = field(default_factory=list)
+    experts_skipped: list[int] = field(default_factory=list)
+    distill_restarts: list[int] = field(default_factory=list)  # iterations a worker group resumed from
+    distill_seconds: float = 0.0  # time inside the iterations (rank 0), without set-up
+    distill_fit_seconds: float = 0.0  # the whole TorchTrainer.fit()
+    world_size: int = 0
+    checkpoint_path: str | None = None
+
+
+class RayRuntime(BaseModel):
+    """Run the expensive stages on Ray (an embedded local cluster, or the one at ``address``).
+
+    Args:
+        num_workers: distillation workers (each matches one trajectory segment per iteration).
+        address: an existing cluster (``ray://...`` or ``host:port``); default ``RAY_ADDRESS``, else an
+            embedded cluster started in this process (and shut down by :meth:`shutdown`).
+        storage: fsspec URL shared by all workers for checkpoints and trajectories (``s3://...`` on a
+            cluster); default a directory under the system temp directory.
+        run_id: names the run under ``storage``; the same id resumes an interrupted run. Default: new id.
+        use_gpu / resources_per_worker: Ray resources of each worker and task (default 1 CPU).
+        checkpoint_every: distillation iterations between checkpoints.
+        max_failures: worker-group restarts before the run fails with :class:`RayRunError`.
+        storage_options: fsspec options for ``storage`` (endpoint, credentials).
+        torch_threads: torch threads per worker; default the worker's CPUs (results depend on it: the
+            in-process runtime gives bit-identical results with the same thread count).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: ClassVar[str] = "ray"
+
+    num_workers: int = Field(2, ge=1)
+    address: str | None = None
+    storage: str | None = None
+    run_id: str = Field(default_factory=lambda: f"pad-{uuid.uuid4().hex[:12]}")
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] | None = None
+    checkpoint_every: int = Field(25, ge=1)
+    max_failures: int = Field(2, ge=0)
+    storage_options: dict[str, Any] | None = None
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    torch_threads: int | None = Field(None, ge=1)
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of an embedded cluster (default: all)")
+
+    _cluster: ClusterHandle | None = PrivateAttr(None)
+    _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_run_id(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_." for c in value) or value.startswith("."):
+            raise ValueError(f"run_id {value!r} may use only letters, digits, '-', '_' and '.'")
+        return value
+
+    # -- settings derived for Ray ------------------------------------------------------------------
+    @property
+    def cpus_per_worker(self) -> float:
+        return float((self.resources_per_worker or {}).get("CPU", 1.0))
+
+    @property
+    def threads(self) -> int:
+        return self.torch_threads or max(1, int(self.cpus_per_worker))
+
+    @property
+    def report(self) -> RayRunReport:
+        return self._report
+
+    def _storage(self) -> Storage:
+        return Storage(self.storage or DEFAULT_STORAGE, dict(self.storage_options or {}))
+
+    def _task_options(self) -> dict[str, Any]:
+        extra = {k: v for k, v in (self.resources_per_worker or {}).items() if k not in ("CPU", "GPU")}
+        gpus = float((self.resources_per_worker or {}).get("GPU", 1.0 if self.use_gpu else 0.0))
+        return {"num_cpus": self.cpus_per_worker, "num_gpus": gpus, **({"resources": extra} if extra else {})}
+
+    # -- cluster lifecycle ----------------------------------------------------------------------------
+    def _ensure_cluster(self) -> None:
+        import ray
+
+        if self._cluster is not None and ray.is_initialized():
+            return
+        temp_dir = ray_temp_dir(self._storage().local_root())
+        self._cluster = connect(self.address, num_cpus=self.num_cpus, temp_dir=temp_dir)
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        needed = self.num_workers * self.cpus_per_worker
+        if self._cluster.owned and needed > total:
+            raise ConfigError(
+                f"num_workers={self.num_workers} x {self.cpus_per_worker} CPU needs {needed:g} CPUs, but the embedded "
+                f"cluster has {total:g}; lower num_workers or resources_per_worker, or pass num_cpus/address",
+                field="num_workers", value=self.num_workers,
+            )
+
+    def shutdown(self) -> None:
+        """Stop the embedded cluster if this runtime started it; a joined cluster is left running."""
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = None
+
+    def __enter__(self) -> RayRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- stage 3: experts as Ray tasks ---------------------------------------------------------------
+    def train_experts(self, stages: Stages, plan: ExpertPlan, store: TrajectoryStore | None) -> ExpertSource:
+        """Train the experts the store lacks, one Ray task each; every trajectory lands in the shared store."""
+        import ray
+
+        self._ensure_cluster()
+        started = time.perf_counter()
+        config = stages.config
+        if store is None:
+            store = TrajectoryStore(self._storage().join(self.run_id, f"trajectories-{_experts_key(stages)}"),
+                                    storage_options=self.storage_options)
+            store.initialise(stages.expert_header())
+        total = config.experts.num_experts
+        done = set(store.completed())
+        pending = [i for i in range(total) if i not in done]
+        self._report.experts_skipped = sorted(done & set(range(total)))
+        stages.on_event("experts", total - len(pending), total)
+        payload = ray.put((config, stages.data, plan))
+        task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
+        waiting = [task.remote(payload, store, i, self.threads) for i in pending]
+        trained: list[int] = []
+        finished = total - len(pending)
+        try:
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=1)
+                index, did_train = ray.get(ready[0])
+                (trained if did_train else self._report.experts_skipped).append(index)
+                finished += 1
+                stages.on_event("experts", finished, total)
+        except ray.exceptions.RayError as exc:
+            for ref in waiting:
+                ray.cancel(ref)
+            raise RayRunError(
+                f"expert training failed in run {self.run_id}: {exc}; experts already in {store.uri} are kept, "
+                "rerun with the same run_id and trajectory store to train only the missing ones",
+                run_id=self.run_id, iteration=None, storage=store.uri,
+            ) from exc
+        self._report.experts_trained = sorted(trained)
+        stages._timed("experts", started)
+        log.info("ray.experts_done", trained=len(trained), skipped=total - len(trained), store=store.uri,
+                 seconds=round(time.perf_counter() - started, 2))
+        return StoreExperts(store, total)
+
+    # -- stage 4: distillation as one TorchTrainer -------------------------------------------------------
+    def distill(self, stages: Stages, experts: ExpertSource) -> tuple[SyntheticSet, list[IterationRecord]]:
+        """Data-parallel distillation over ``num_workers`` Ray Train workers; resumes from ``run_id``'s checkpoint."""
+        import ray
+        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
+        self._ensure_cluster()
+        started = time.perf_counter()
+        config = stages.config
+        total = config.distill.iterations
+        name = f"distill-ipc{config.ipc}"
+        storage_path, filesystem = self._storage().for_ray_train(self.run_id)
+        fingerprint = _distill_key(stages)
+        self._check_resumable(name, fingerprint)
+        loop_config = {
+            "stages": ray.put((config, stages.data)), "ipc": config.ipc, "experts": _experts_spec(experts),
+            "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
+            "fault": _ray_distill.fault_from_env(),
+        }
+        trainer = TorchTrainer(
+            _ray_distill.train_func, train_loop_config=loop_config,
+            scaling_config=ScalingConfig(
+                num_workers=self.num_workers, use_gpu=self.use_gpu, resources_per_worker=self.resources_per_worker,
+                placement_strategy=self.placement_strategy,
+            ),
+            run_config=RunConfig(
+                name=name, storage_path=storage_path, storage_filesystem=filesystem,
+                failure_config=FailureConfig(max_failures=self.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+            ),
+        )
+        stages.on_event("distill", 0, total)
+        log.info("ray.distill_start", run_id=self.run_id, workers=self.num_workers, iterations=total,
+                 storage=self._storage().join(self.run_id, name))
+        try:
+            result = trainer.fit()
+        except Exception as exc:  # Ray Train raises its own TrainingFailedError family (and RayError)
+            last = self._last_checkpoint_iteration(name)
+            raise RayRunError(
+                f"distillation run {self.run_id} failed after {self.max_failures} restarts (last checkpoint: "
+                f"iteration {last}): {exc}; rerun with the same run_id and storage to resume",
+                run_id=self.run_id, iteration=last, storage=self._storage().join(self.run_id, name),
+            ) from exc
+        if result.checkpoint is None:
+            raise RayRunError(f"distillation run {self.run_id} ended without a checkpoint", run_id=self.run_id,
+                              iteration=None, storage=self._storage().join(self.run_id, name))
+        state = _ray_distill.read_state(result.checkpoint)
+        synthetic, history = _ray_distill.unpack_state(state)
+        self._report.distill_restarts = [int(r) for r in state["restarts"]]
+        self._report.distill_seconds = float(state["seconds"])
+        self._report.distill_fit_seconds = time.perf_counter() - started
+        self._report.world_size = int(state["world_size"])
+        self._report.checkpoint_path = result.checkpoint.path
+        stages.on_event("distill", total, total, loss=history[-1].loss if history else float("nan"))
+        stages._timed("distillation", started)
+        log.info("ray.distill_done", run_id=self.run_id, restarts=self._report.distill_restarts,
+                 seconds=round(self._report.distill_fit_seconds, 2))
+        return synthetic, history
+
+    def _checkpoints(self, name: str) -> list[str]:
+        """Checkpoint directories of ``name`` in this run's storage, oldest first (names carry a timestamp)."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self._storage().join(self.run_id, name), **dict(self.storage_options or {}))
+        if not fs.exists(root):
+            return []
+        fs.invalidate_cache(root)
+        return sorted(p for p in fs.ls(root, detail=False) if p.rsplit("/", 1)[-1].startswith("checkpoint_"))
+
+    def _latest_state(self, name: str) -> dict[str, Any] | None:
+        import io
+
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(self._storage().url, **dict(self.storage_options or {}))
+        for path in reversed(self._checkpoints(name)):
+            target = f"{path}/{_ray_distill.STATE_FILE}"
+            if fs.exists(target):
+                return dict(torch.load(io.BytesIO(fs.cat_file(target)), weights_only=True))
+        return None
+
+    def _last_checkpoint_iteration(self, name: str) -> int | None:
+        try:
+            state = self._latest_state(name)
+        except Exception:  # a failed run may leave storage unreadable; the error must still be raised
+            return None
+        return None if state is None else int(state["distiller"]["iteration"])
+
+    def _check_resumable(self, name: str, fingerprint: str) -> None:
+        """A run id resumes only the same settings and data (the iteration count may grow)."""
+        state = self._latest_state(name)
+        if state is not None and state.get("fingerprint", fingerprint) != fingerprint:
+            raise ConfigError(
+                f"run {self.run_id} in {self._storage().url} was checkpointed with other settings or data; "
+                "use a new run_id (or the original settings) to resume it",
+                field="run_id", value=self.run_id,
+            )
+
+    # -- stage 5: evaluation seeds as Ray tasks -----------------------------------------------------------
+    def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
+        """Train the k evaluation networks in parallel; same seeds (hence same numbers) as the local runtime."""
+        import ray
+
+        self._ensure_cluster()
+        started = time.perf_counter()
+        settings = stages.config.evaluation
+        stages.on_event("evaluate", 0, settings.seeds, what="condensed")
+        payload = ray.put((stages.config, stages.data, synthetic.detached()))
+        task = ray.remote(evaluate_seed).options(**self._task_options(), max_retries=self.max_failures)
+        seed = derive_seed(stages.config.seed, 41)
+        try:
+            measured = ray.get([task.remote(payload, k, seed, self.threads) for k in range(settings.seeds)])
+        except ray.exceptions.RayError as exc:
+            raise RayRunError(f"evaluation failed in run {self.run_id}: {exc}", run_id=self.run_id,
+                              iteration=None, storage=self._storage().url) from exc
+        accuracies = tuple(m[0] for m in measured)
+        classes = stages.data.test.num_classes
+        recall = tuple(statistics.fmean(m[1][c] for m in measured) for c in range(classes))  # as evaluate_set
+        stages._timed("evaluation", started)
+        stages.on_event("evaluate", settings.seeds, settings.seeds, what="condensed")
+        return EvalResult(accuracies, recall, time.perf_counter() - started)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _experts_key(stages: Stages) -> str:
+    c = stages.config
+    return _digest([stages.expert_header(), c.experts.model_dump(mode="json"), c.scoring.model_dump(mode="json"),
+                    c.seed, c.zca])
+
+
+def _distill_key(stages: Stages) -> str:
+    """Settings and data that a checkpoint belongs to; the iteration count is left out (a run may be extended)."""
+    dump = stages.config.model_dump(mode="json")
+    dump["distill"].pop("iterations", None)
+    return _digest([dump, stages.expert_header()["fingerprint"]])
+
+
+def _experts_spec(experts: ExpertSource) -> dict[str, Any]:
+    """How workers reach the experts: the shared store when there is one, else one object-store copy."""
+    import ray
+
+    if isinstance(experts, StoreExperts):
+        return {"kind": "store", "store": experts.store, "count": experts.count}
+    return {"kind": "ref", "ref": ray.put([experts[i] for i in range(len(experts))])}
+
+
+def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str | None = None,
+                         storage: str | None = None, run_id: str | None = None,
+                         storage_options: Mapping[str, Any] | None = None) -> Any:
+    """What a CLI needs: ``local`` (default) or ``ray`` with workers, address, storage and run id."""
+    from pad_sdk.runtime import LocalRuntime
+
+    if runtime in (None, "local"):
+        return LocalRuntime()
+    if runtime != "ray":
+        raise ConfigError(f"unknown runtime {runtime!r}; choose local or ray", field="runtime", value=runtime)
+    extra = {"run_id": run_id} if run_id else {}
+    return RayRuntime(num_workers=workers, address=address, storage=storage,
+                      storage_options=dict(storage_options or {}) or None, **extra)

@@ -74,26 +74,63 @@ def s3_bucket(s3_server: S3Server) -> Callable[[], str]:
     return make
 
 
+RAY_ENV = {
+    # Must be set before the cluster starts: loopback only, no auth token file, no usage stats, and
+    # Train V2 knobs that make a tiny fit take seconds instead of ~25 s (see STACK_NOTES).
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+}
+
+
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A local Ray cluster bound to 127.0.0.1 (1 CPU, 256 MiB object store), shut down at session end."""
+def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A ``ray.cluster_utils.Cluster`` on 127.0.0.1 with a 1-CPU head node, connected to this process.
+
+    Tests may add worker nodes (``ray_nodes.add_node(num_cpus=1)``) and remove them again to kill
+    everything on them; the head node (the driver's) always stays.
+    """
     ray = pytest.importorskip("ray")
-    # Must be set before ray.init: loopback only, no auth token file, no usage stats (see STACK_NOTES).
-    for name, value in {
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }.items():
+    from ray.cluster_utils import Cluster
+
+    for name, value in RAY_ENV.items():
         os.environ[name] = value
     temp_dir = tmp_path_factory.mktemp("ray")
+    # Cluster() records its address in $RAY_TMPDIR/ray/ray_current_cluster, where any plain ray.init() on
+    # this machine would find (and join) it: keep that file in our temp directory.
+    previous = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    (temp_dir / "ray").mkdir()
+    try:
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "object_store_memory": 256 * 1024**2, "include_dashboard": False,
+                            "temp_dir": str(temp_dir)},
+        )
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = previous
     ray.init(
-        num_cpus=1,
-        include_dashboard=False,
-        object_store_memory=256 * 1024**2,
-        _temp_dir=str(temp_dir),
+        address=cluster.address,
         log_to_driver=False,
+        # no State API without ray[default]: Train V2's placement group cleaner would log every second
+        runtime_env={"worker_process_setup_hook": "pad_sdk.runtime._ray_env.mute_placement_group_cleaner"},
     )
     try:
-        yield ray
+        yield cluster
     finally:
         ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_nodes: Any) -> Any:
+    """The connected local Ray cluster (1 CPU on the head node, 256 MiB object store), as the ``ray`` module."""
+    import ray
+
+    return ray

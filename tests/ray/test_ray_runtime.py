@@ -1,0 +1,98 @@
+"""The Ray runtime gives the in-process results (1 worker), a valid 2-worker result, and S3 storage."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from ray_digits import CHECKPOINT_EVERY, ITERATIONS, Case, Reference, TwoWorkerRun
+
+from pad_sdk.runtime import resolve_runtime
+from pad_sdk.runtime._ray_env import Storage
+from pad_sdk.runtime.ray import RayRuntime, runtime_from_options
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_one_worker_gives_the_in_process_result_bit_for_bit(two_nodes: Any, case: Case, reference: Reference,
+                                                            tmp_path: Any) -> None:
+    runtime = RayRuntime(num_workers=1, storage=str(tmp_path / "runs"), checkpoint_every=CHECKPOINT_EVERY)
+    experts = runtime.train_experts(case.stages, case.plan, None)
+    assert runtime.report.experts_trained == [0, 1]
+    for index, expected in enumerate(reference.experts):
+        assert torch.equal(experts[index], expected), f"expert {index} differs from the in-process one"
+
+    synthetic, history = runtime.distill(case.stages, experts)
+    assert torch.equal(synthetic.images, reference.synthetic.images)
+    assert torch.equal(synthetic.label_logits, reference.synthetic.label_logits)
+    assert torch.equal(synthetic.lr, reference.synthetic.lr)
+    assert history == reference.history
+    assert runtime.report.world_size == 1 and runtime.report.distill_restarts == []
+
+    evaluation = runtime.evaluate_synthetic(case.stages, synthetic)
+    assert evaluation.accuracies == reference.evaluation.accuracies
+    assert _same(evaluation.per_class_recall, reference.evaluation.per_class_recall)
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.slow
+def test_two_workers_on_s3_skip_stored_experts_and_give_a_valid_set(two_worker_run: TwoWorkerRun,
+                                                                   reference: Reference) -> None:
+    run = two_worker_run
+    # expert 0 was in the store already: not trained again (same object, same ETag); expert 1 was trained
+    # by a Ray task into the store and equals the in-process expert
+    assert run.runtime.report.experts_skipped == [0]
+    assert run.runtime.report.experts_trained == [1]
+    etag = run.storage_fs.info(f"{run.bucket}/trajectories/expert-00000.safetensors")["ETag"]
+    assert etag == run.prefilled_etag
+    assert run.store.completed() == [0, 1]
+    assert torch.equal(run.store.load(1), reference.experts[1])
+
+    # two segments per iteration: a different, valid condensed set of the same shape
+    synthetic, history = run.synthetic, run.history
+    assert run.runtime.report.world_size == 2
+    assert [r.iteration for r in history] == list(range(ITERATIONS))
+    assert all(math.isfinite(r.loss) for r in history)
+    assert synthetic.images.shape == reference.synthetic.images.shape
+    assert torch.isfinite(synthetic.images).all() and torch.isfinite(synthetic.label_logits).all()
+    assert float(synthetic.lr) > 0
+    assert torch.equal(synthetic.classes, reference.synthetic.classes)
+    assert not torch.equal(synthetic.images, reference.synthetic.images)
+
+    # checkpoints went to S3 under the run id
+    prefix = f"{run.bucket}/runs/{run.runtime.run_id}/distill-ipc2"
+    run.storage_fs.invalidate_cache()
+    assert any(p.rsplit("/", 1)[-1].startswith("checkpoint_") for p in run.storage_fs.ls(prefix))
+
+
+def test_settings_map_to_ray_and_validate(tmp_path: Any) -> None:
+    runtime = RayRuntime(num_workers=3, resources_per_worker={"CPU": 2, "accelerator": 1}, use_gpu=False)
+    assert runtime.cpus_per_worker == 2.0 and runtime.threads == 2
+    assert runtime._task_options() == {"num_cpus": 2.0, "num_gpus": 0.0, "resources": {"accelerator": 1}}
+    assert RayRuntime(use_gpu=True)._task_options()["num_gpus"] == 1.0
+    assert RayRuntime().run_id != RayRuntime().run_id
+    with pytest.raises(ValueError, match="run_id"):
+        RayRuntime(run_id="../escape")
+    with pytest.raises(ValueError):
+        RayRuntime(num_workers=0)
+    assert isinstance(resolve_runtime("ray"), RayRuntime)
+    chosen = runtime_from_options("ray", workers=4, address="127.0.0.1:6379", run_id="nightly")
+    assert (chosen.num_workers, chosen.address, chosen.run_id) == (4, "127.0.0.1:6379", "nightly")
+    assert runtime_from_options(None).name == "local"
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runtime_from_options("spark")
+
+
+def test_storage_maps_local_paths_and_fsspec_urls_for_ray_train(tmp_path: Any) -> None:
+    local_path, local_fs = Storage(str(tmp_path), {}).for_ray_train("run")
+    assert local_path == str(tmp_path / "run") and local_fs is None and (tmp_path / "run").is_dir()
+    path, filesystem = Storage("memory://pad-ray-test", {}).for_ray_train("run")
+    assert path.endswith("pad-ray-test/run")
+    assert type(filesystem).__name__ == "PyFileSystem"
+
+
+def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))

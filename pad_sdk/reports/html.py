@@ -10,6 +10,7 @@ import jinja2
 import pydantic
 
 from pad_sdk.errors import ConnectorError, DataError
+from pad_sdk.reports._format import money, num, pct, runs, secs, size
 from pad_sdk.reports._template import REPORT_TEMPLATE
 from pad_sdk.reports.figures import data_uri, loss_curves_png, recall_bars_png, sweep_png
 from pad_sdk.reports.model import RunReport
@@ -18,49 +19,10 @@ JSON_NAME = "report.json"
 HTML_NAME = "report.html"
 
 
-def _size(num: int | None) -> str:
-    if num is None:
-        return "-"
-    value = float(num)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1000
-    return f"{num} B"  # pragma: no cover - the loop always returns
-
-
-def _money(value: float | None, currency: str) -> str:
-    if value is None:
-        return "-"
-    # Small amounts matter here (a few kB of storage); show enough digits that they do not read as zero.
-    digits = 2 if abs(value) >= 1 else 4 if abs(value) >= 0.001 else 7
-    return f"{value:,.{digits}f} {currency}"
-
-
-def _secs(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.1f} s" if value < 600 else f"{value / 60:,.1f} min"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "not measured"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
-def _runs(value: float | None) -> str:
-    return "never (no compute saving)" if value is None else f"{value:,.1f} training runs"
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
-    env.filters.update(size=_size, money=_money, secs=_secs, pct=_pct, num=_num, runs=_runs)
+    env.filters.update(size=size, money=money, secs=secs, pct=pct, num=num, runs=runs)
     return env
 
 
@@ -77,7 +39,8 @@ def render_html(report: RunReport) -> str:
     return _environment().from_string(REPORT_TEMPLATE).render(r=report, figs=figures)
 
 
-def _write(uri: str, data: bytes, storage_options: Mapping[str, Any] | None) -> None:
+def write_bytes(uri: str, data: bytes, storage_options: Mapping[str, Any] | None) -> None:
+    """Write ``data`` to ``uri`` (any fsspec URL), creating the parent directory."""
     try:
         fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
         parent = path.rsplit("/", 1)[0]
@@ -93,10 +56,10 @@ def save_report(report: RunReport, directory: str, *, storage_options: Mapping[s
     """Write ``report.json`` (and ``report.html``) under ``directory`` (any fsspec URL); returns their URIs."""
     base = directory.rstrip("/")
     written = {"json": f"{base}/{JSON_NAME}"}
-    _write(written["json"], report.to_json().encode(), storage_options)
+    write_bytes(written["json"], report.to_json().encode(), storage_options)
     if html:
         written["html"] = f"{base}/{HTML_NAME}"
-        _write(written["html"], render_html(report).encode(), storage_options)
+        write_bytes(written["html"], render_html(report).encode(), storage_options)
     return written
 
 

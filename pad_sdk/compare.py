@@ -1,0 +1,191 @@
+"""``pad_sdk.compare``: condensation methods and real-image baselines under one evaluation protocol.
+
+Each (method, IPC, seed) run condenses the training split and trains ``eval_networks`` fresh networks on
+the result with the preset's evaluation recipe (same networks, augmentation and epochs for every method;
+the step size is the learned one for trajectory methods, the random baseline's otherwise). Scoring and
+experts are computed once per settings and shared across methods, IPCs and seeds; a run's seed varies its
+own condensation randomness and its evaluation networks, so all methods see the same networks per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import structlog
+
+from pad_sdk.api import ArrayLike, _read_input, prepare
+from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
+from pad_sdk.core.evaluate import evaluate_set
+from pad_sdk.core.seeding import derive_seed
+from pad_sdk.methods import Method, MethodContext, get_method, method_label
+from pad_sdk.pipeline import EventSink
+from pad_sdk.presets import preset_config
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_METHODS = ("pad", "datm", "mtt", "dc", "dm", "random", "herding", "kcenter", "el2n-easy", "el2n-hard",
+                   "el2n-middle")
+
+
+def condensed_bytes(synthetic: SyntheticSet) -> int:
+    """Storage of a condensed set: float32 pixels, int64 class ids, and float32 label logits when the labels
+    are soft (hard one-hot labels are implied by the class ids), plus the float32 step size."""
+    images = synthetic.images.numel() * 4
+    classes = synthetic.classes.numel() * 8
+    hard = bool((synthetic.label_logits.max(dim=1).values == HARD_LABEL_LOGIT).all())
+    labels = 0 if hard else synthetic.label_logits.numel() * 4
+    return int(images + classes + labels + 4)
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One method at one IPC: holdout accuracy per seed (fractions), mean condensation seconds per run, bytes."""
+
+    method: str
+    ipc: int
+    accuracies: tuple[float, ...]
+    seconds: float
+    condensed_bytes: int
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "accuracies": list(self.accuracies), "mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class ComparisonTable:
+    """Rows per (method, IPC) plus the settings and the shared costs (scoring, experts) of the comparison."""
+
+    rows: tuple[ComparisonRow, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    shared_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def row(self, method: str, ipc: int) -> ComparisonRow:
+        for row in self.rows:
+            if row.method == method and row.ipc == ipc:
+                return row
+        raise KeyError(f"no row for method {method!r} at IPC {ipc}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": [r.to_dict() for r in self.rows], "settings": dict(self.settings),
+                "shared_seconds": dict(self.shared_seconds)}
+
+    def to_json(self, path: str | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparisonTable:
+        rows = tuple(
+            ComparisonRow(r["method"], int(r["ipc"]), tuple(r["accuracies"]), float(r["seconds"]),
+                          int(r["condensed_bytes"]))
+            for r in data["rows"]
+        )
+        return cls(rows, dict(data.get("settings", {})), dict(data.get("shared_seconds", {})))
+
+    @classmethod
+    def from_json(cls, text: str) -> ComparisonTable:
+        return cls.from_dict(json.loads(text))
+
+    def to_markdown(self) -> str:
+        """Methods as rows, IPCs as columns: accuracy mean +- std in %, seconds per run, bytes."""
+        ipcs = sorted({r.ipc for r in self.rows})
+        methods = list(dict.fromkeys(r.method for r in self.rows))
+        header = "| method | " + " | ".join(f"IPC {i} acc % | s/run | bytes" for i in ipcs) + " |"
+        lines = [header, "|---|" + "---:|---:|---:|" * len(ipcs)]
+        for method in methods:
+            cells = []
+            for ipc in ipcs:
+                try:
+                    r = self.row(method, ipc)
+                except KeyError:
+                    cells.append("- | - | -")
+                    continue
+                cells.append(f"{100 * r.mean:.1f} ± {100 * r.std:.1f} | {r.seconds:.1f} | {r.condensed_bytes:,}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def compare(
+    source: Any,
+    labels: ArrayLike | None = None,
+    *,
+    methods: Sequence[str | Method] = DEFAULT_METHODS,
+    ipc: int | Sequence[int] = (1, 10),
+    seeds: int = 3,
+    preset: str = "cpu-small",
+    overrides: Mapping[str, Any] | None = None,
+    eval_networks: int = 1,
+    seed: int = 0,
+    test_images: ArrayLike | None = None,
+    test_labels: ArrayLike | None = None,
+    class_names: tuple[str, ...] | None = None,
+    holdout_fraction: float = 0.2,
+    on_event: EventSink | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ComparisonTable:
+    """Condense ``source`` with every method at every IPC for ``seeds`` seeds; evaluate all alike.
+
+    Args:
+        source, labels, test_images, test_labels, class_names, holdout_fraction: as for :func:`pad_sdk.distill`.
+        methods: registered names (``"pad"``), names with switches (``"dc:fiex=on,fiem=on"``) or method
+            objects from :func:`pad_sdk.methods.get_method`.
+        ipc: one IPC or several. seeds: runs per (method, IPC); the table's std is over them.
+        preset, overrides: the settings (shared scoring, experts, trajectory budgets, evaluation recipe).
+        eval_networks: networks trained per run (their mean is the run's accuracy).
+    """
+    ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
+    chosen = [get_method(m) for m in methods]  # unknown names fail before any work
+    raw = _read_input(source, labels, test_images=test_images, test_labels=test_labels, class_names=class_names,
+                      holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                      source_options={})
+    first = preset_config(preset, ipcs[0], {**dict(overrides or {}), "seed": seed})
+    context = MethodContext(prepare(raw, zca=first.zca), preset, dict(overrides or {}), seed, on_event)
+    rows = [_measure(context, method, size, seeds, eval_networks) for size in ipcs for method in chosen]
+    settings = {"preset": preset, "ipc": ipcs, "seeds": seeds, "eval_networks": eval_networks, "seed": seed,
+                "overrides": dict(overrides or {}), "evaluation": first.evaluation.model_dump(mode="json"),
+                "train": len(context.data.train), "holdout": len(context.data.test)}
+    return ComparisonTable(tuple(rows), settings, dict(context.shared_seconds))
+
+
+def _measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int) -> ComparisonRow:
+    """Condense and evaluate ``method`` at ``ipc`` for every seed."""
+    config = context.config(ipc)
+    stages = context.stages(config)
+    accuracies: list[float] = []
+    seconds: list[float] = []
+    size = 0
+    for run in range(seeds):
+        shared_before = sum(context.shared_seconds.values())
+        started = time.perf_counter()
+        synthetic = method.condense(context, ipc, run)
+        # shared scoring / experts trained during this run are reported separately, not as the method's time
+        seconds.append(time.perf_counter() - started - (sum(context.shared_seconds.values()) - shared_before))
+        result = evaluate_set(
+            synthetic.images, synthetic.label_logits, context.data.test, stages.network_factory(),
+            config.evaluation.recipe(float(synthetic.lr)), seeds=eval_networks,
+            seed=derive_seed(context.seed, 41, run), augment=stages.augment, device=stages.device,
+        )
+        accuracies.append(result.mean)
+        size = condensed_bytes(synthetic)
+        log.info("compare.run", method=method_label(method), ipc=ipc, seed=run, accuracy=round(result.mean, 4),
+                 seconds=round(seconds[-1], 1))
+    return ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size)

@@ -1,0 +1,114 @@
+"""What every condensation method and baseline shares: the context it runs in and the set it returns.
+
+A method is a frozen dataclass whose fields are its switches (PAD's filters ``fiex`` and ``fiem`` among
+them); ``condense(context, ipc, seed)`` returns a :class:`SyntheticSet`, so one evaluation protocol judges
+methods and real-image baselines alike. The context caches what methods can share: difficulty orders,
+expert trajectories (cached by their settings: with and without the data scheduler differ) and an agent
+network for embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pad_sdk.config import PadConfig
+from pad_sdk.core.distill import HARD_LABEL_LOGIT, ExpertSource, SyntheticSet
+from pad_sdk.core.params import load_flat_params
+from pad_sdk.core.scheduler import static_prune
+from pad_sdk.core.seeding import seeded
+from pad_sdk.pipeline import EventSink, PreparedData, Stages
+from pad_sdk.presets import _merge, preset_config
+
+
+class Method(Protocol):
+    """A condensation method or baseline, configured by its fields."""
+
+    name: str
+
+    def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet: ...
+
+
+@dataclass
+class MethodContext:
+    """Prepared data, settings per IPC, and the caches methods share within one comparison.
+
+    ``seed`` fixes scoring and experts (shared by every run); a run's own ``seed`` argument varies only
+    its condensation and evaluation randomness.
+    """
+
+    data: PreparedData
+    preset: str = "cpu-small"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    on_event: EventSink | None = None
+    shared_seconds: dict[str, float] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
+    _children: list[float] = field(default_factory=list)
+
+    def config(self, ipc: int, extra: Mapping[str, Any] | None = None) -> PadConfig:
+        merged = _merge(_merge(dict(self.overrides), dict(extra or {})), {"seed": self.seed})
+        return preset_config(self.preset, ipc, merged)
+
+    def stages(self, config: PadConfig) -> Stages:
+        return Stages(config, self.data, on_event=self.on_event)
+
+    def _shared(self, key: str, compute: Any) -> Any:
+        """``compute()`` once per key; its own seconds (without nested shared stages) go to ``shared_seconds``."""
+        if key not in self._cache:
+            self._children.append(0.0)
+            started = time.perf_counter()
+            self._cache[key] = compute()
+            elapsed = time.perf_counter() - started
+            own = elapsed - self._children.pop()
+            if self._children:
+                self._children[-1] += elapsed
+            stage = key.split(":")[0]
+            self.shared_seconds[stage] = self.shared_seconds.get(stage, 0.0) + own
+        return self._cache[key]
+
+    def orders(self, config: PadConfig) -> list[torch.Tensor]:
+        """Per-class EL2N orders, easiest first (scored once per scoring settings)."""
+        key = f"scoring:{config.network.model_dump_json()}:{config.scoring.model_dump_json()}"
+        stages = self.stages(config)
+        return self._shared(key, lambda: stages.orders(stages.score()))  # type: ignore[no-any-return]
+
+    def experts(self, config: PadConfig) -> ExpertSource:
+        """Expert trajectories for ``config`` (trained once per expert settings)."""
+        static = config.experts.static_ratios(config.ipc) if config.experts.fiex == "static" else None
+        key = f"experts:{config.network.model_dump_json()}:{config.experts.model_dump_json()}:{static}"
+        stages = self.stages(config)
+
+        def train() -> ExpertSource:
+            orders = self.orders(config) if config.experts.fiex != "off" else None
+            return stages.train_experts(stages.expert_plan(orders))
+
+        return self._shared(key, train)  # type: ignore[no-any-return]
+
+    def agent(self, ipc: int) -> nn.Module:
+        """A trained network for embeddings: the final checkpoint of the first plain expert (no filters)."""
+        config = self.config(ipc, {"experts": {"fiex": "off"}})
+        trajectory = self.experts(config)[0]
+        network = seeded(0, self.stages(config).network_factory())
+        load_flat_params(network, trajectory[-1])
+        return network.eval()
+
+    def real_pools(self, config: PadConfig, prune: bool) -> list[torch.Tensor]:
+        """Per class, the global indices of the real pool; with ``prune``, PAD's static difficulty pruning
+        (``experts.static_ratios``: 20 % hardest removed at IPC <= 10, else 10 % easiest)."""
+        if not prune:
+            return self.data.train.class_indices()
+        hard, easy = config.experts.static_ratios(config.ipc)
+        return static_prune(self.orders(config), hard=hard, easy=easy)
+
+
+def hard_labelled(context: MethodContext, images: torch.Tensor, classes: torch.Tensor, lr: float) -> SyntheticSet:
+    """A condensed set (S, C, H, W) with one-hot label logits (S, K) and a fixed evaluation step size."""
+    logits = F.one_hot(classes, context.data.train.num_classes).float() * HARD_LABEL_LOGIT
+    return SyntheticSet(images.detach().cpu(), logits, torch.tensor(float(lr)), classes.cpu())

@@ -1,0 +1,42 @@
+"""Trajectory matching: PAD, DATM and MTT as settings of the one Distiller, with PAD's filters as switches.
+
+- ``pad``: DATM-style matching with both filters: experts trained under the data scheduler (``fiex``) and
+  the shallow-parameter cut in the matching loss (``fiem``, ratio alpha from the preset per IPC).
+- ``datm``: the same machinery with both filters off.
+- ``mtt``: additionally hard labels, a fixed start window (no sequential generation) and random real
+  initial images (DATM adds soft labels, the growing window and correctly-classified initial images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pad_sdk.core.distill import SyntheticSet
+from pad_sdk.methods.base import MethodContext
+
+
+@dataclass(frozen=True)
+class TrajectoryMatching:
+    """Trajectory matching; ``fiex``: scheduler experts, ``fiem``: depth-based parameter selection,
+    ``mtt``: MTT's simplifications (hard labels, fixed window, random real initialisation)."""
+
+    name: str = "pad"
+    fiex: bool = True
+    fiem: bool = True
+    mtt: bool = False
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings this method changes on top of the preset (which is PAD's)."""
+        distill: dict[str, Any] = {} if self.fiem else {"selection_mode": "none"}
+        if self.mtt:
+            distill.update(soft_labels=False, expansion_end=None, pix_init="real")
+        return {"experts": {"fiex": "scheduler" if self.fiex else "off"}, "distill": distill}
+
+    def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
+        config = context.config(ipc, self.overrides())
+        stages = context.stages(config)
+        experts = context.experts(config)
+        distiller = stages.make_distiller(experts, ipc, seed_offset=seed)
+        distiller.run(config.distill.iterations)
+        return distiller.synthetic.detached()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import pydantic
 import structlog
 import typer
@@ -109,8 +108,8 @@ def handled(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             code = command(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise  # typer's own exits and usage errors (exit 2) pass through
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors (BadParameter: exit 2) pass through
         except expected as exc:
             _fail(exc, EXIT_USAGE)
         except Exception as exc:

@@ -25,7 +25,7 @@ from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, StudentProblem, plan_unroll
 from pad_sdk.core.params import ParamSpec, functional_forward
 from pad_sdk.core.training import LabelledImages
-from pad_sdk.errors import DistillationError
+from pad_sdk.errors import DataError, DistillationError
 
 # Logit given to the true class when labels are hard: softmax of it is exactly one-hot in float32, so
 # soft cross-entropy then equals plain cross-entropy.
@@ -75,7 +75,7 @@ def initialise_synthetic(
     counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
     short = [c for c, n in enumerate(counts) if n < ipc and settings.pix_init != "noise"]
     if short:
-        raise ValueError(
+        raise DataError(
             f"ipc={ipc} needs {ipc} real images per class, but classes {short} have only "
             f"{[counts[c] for c in short]}; lower the IPC"
         )

@@ -1,0 +1,98 @@
+"""The method registry, and ablation switches that change exactly what they say (generated from the registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pad_sdk.errors import ConfigError
+from pad_sdk.methods import (
+    DistributionMatchingMethod,
+    GradientMatchingMethod,
+    TrajectoryMatching,
+    available_methods,
+    get_method,
+    method_label,
+    parse_method_spec,
+)
+from pad_sdk.presets import preset_config
+
+EXPECTED = ("pad", "datm", "mtt", "dc", "dsa", "dm", "random", "herding", "kcenter", "el2n-easy", "el2n-hard",
+            "el2n-middle")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """Dotted paths where two nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for key in set(a) | set(b):
+            out |= _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".")}
+
+
+def _config(method: TrajectoryMatching, ipc: int = 10) -> dict[str, Any]:
+    return preset_config("cpu-small", ipc, method.overrides()).model_dump()
+
+
+def test_every_method_is_registered_and_named() -> None:
+    assert available_methods() == EXPECTED
+    for name in EXPECTED:
+        method = get_method(name)
+        assert method.name == name
+        assert method_label(method) == name
+
+
+def test_unknown_names_and_switches_list_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="choose one of pad, datm, mtt"):
+        get_method("kip")
+    with pytest.raises(ConfigError, match="switches are fiex, fiem, augment, alpha, iterations"):
+        get_method("dc:fiexx=on")
+    with pytest.raises(ConfigError, match="key=value"):
+        get_method("dc:fiex")
+
+
+def test_spec_strings_parse_switches() -> None:
+    assert parse_method_spec("dc:fiex=on, alpha=0.5,iterations=3") == ("dc", {"fiex": True, "alpha": 0.5,
+                                                                               "iterations": 3})
+    assert get_method("pad:fiem=off") == get_method("pad", fiem=False)
+    assert method_label(get_method("dm:fiex=on,fiem=on")) == "dm[fiex=on,fiem=on]"
+
+
+def test_trajectory_presets_over_one_distiller() -> None:
+    pad, datm, mtt = (_config(get_method(n)) for n in ("pad", "datm", "mtt"))  # type: ignore[arg-type]
+    assert pad["experts"]["fiex"] == "scheduler" and pad["distill"]["selection_mode"] == "depth"
+    assert _diff(pad, datm) == {"experts.fiex", "distill.selection_mode"}
+    assert datm["experts"]["fiex"] == "off" and datm["distill"]["selection_mode"] == "none"
+    assert _diff(datm, mtt) == {"distill.soft_labels", "distill.expansion_end", "distill.pix_init"}
+    assert (mtt["distill"]["soft_labels"], mtt["distill"]["expansion_end"], mtt["distill"]["pix_init"]) == (
+        False, None, "real")
+
+
+@pytest.mark.parametrize("name", ["pad", "datm", "mtt"])
+@pytest.mark.parametrize("switch,path", [("fiex", "experts.fiex"), ("fiem", "distill.selection_mode")])
+def test_trajectory_switch_changes_one_setting(name: str, switch: str, path: str) -> None:
+    method = get_method(name)
+    flipped = get_method(name, **{switch: not getattr(method, switch)})
+    assert _diff(_config(method), _config(flipped)) == {path}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["dc", "dsa"])
+def test_gradient_switches(name: str) -> None:
+    base = get_method(name)
+    assert isinstance(base, GradientMatchingMethod) and base.augment == (name == "dsa")
+    plain, deep = base.settings("cpu-small", 10), get_method(name, fiem=True).settings("cpu-small", 10)
+    assert (plain.selection.mode, deep.selection.mode, deep.selection.ratio) == ("none", "depth", 0.25)
+    assert {k for k in vars(plain) if getattr(plain, k) != getattr(deep, k)} == {"selection"}
+    # fiex does not touch the matching settings: it only prunes the real pool (see test_pruning)
+    assert get_method(name, fiex=True).settings("cpu-small", 10) == plain
+
+
+def test_distribution_switches() -> None:
+    base = get_method("dm")
+    assert isinstance(base, DistributionMatchingMethod)
+    plain, deep = base.settings("cpu-small", 10), get_method("dm", fiem=True).settings("cpu-small", 10)
+    assert {k for k in vars(plain) if getattr(plain, k) != getattr(deep, k)} == {"alpha"}
+    assert (plain.alpha, deep.alpha) == (0.0, 0.25)
+    assert get_method("dm", fiex=True).settings("cpu-small", 10) == plain

@@ -76,10 +76,15 @@ def _scaled_windows(ipc: int, expert_epochs_total: int, iterations: int) -> dict
 def _cpu_small(ipc: int) -> dict[str, Any]:
     official = _PAPER[nearest_official_ipc(ipc)]
     iterations, expert_epochs = 150, 20
+    windows = _scaled_windows(ipc, expert_epochs, iterations)
+    if nearest_official_ipc(ipc) == 10:
+        # Short CPU experts take few SGD steps per epoch, so the rescaled IPC-10 window (start <= 4 of 20
+        # epochs, M = 2) is easy to match and wastes the budget. Measured on digits (seed 0): this wider
+        # window gave 96.4 % against 95.0 % for the rescaled one (random subset 96.8 %).
+        windows.update(expert_epochs=3, current_max_start_epoch=5, max_start_epoch=10)
     distill = dict(
         iterations=iterations, syn_steps=20, lr_img=official["lr_img"], lr_lr=1e-5, lr_y=official["lr_y"],
-        selection_ratio=official["selection_ratio"], threshold=official.get("threshold", 1.0),
-        **_scaled_windows(ipc, expert_epochs, iterations),
+        selection_ratio=official["selection_ratio"], threshold=official.get("threshold", 1.0), **windows,
     )
     return {
         "ipc": ipc,

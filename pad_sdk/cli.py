@@ -291,7 +291,8 @@ def _runtime(opts: RunOptions) -> Any:
         from pad_sdk.runtime.ray import RayRuntime  # Ray is heavy: imported only when asked for
     except ImportError as exc:
         raise ConfigError(f"the Ray runtime is not available here: {exc}", field="runtime") from exc
-    return RayRuntime(num_workers=opts.workers, address=opts.address, storage_options=opts.storage_options)
+    return RayRuntime.model_validate({"num_workers": opts.workers, "address": opts.address,
+                                      "storage_options": opts.storage_options})
 
 
 def _refuse_existing(uris: list[str], opts: RunOptions) -> None:

@@ -39,12 +39,12 @@ class _Frozen(BaseModel):
 class Prices(_Frozen):
     """Unit prices for the cost section; every amount is in ``currency``."""
 
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every amount")
-    storage_per_gb_month: float = Field(0.023, ge=0, description="object storage, per GB (1e9 bytes) and month")
-    transfer_per_gb: float = Field(0.09, ge=0, description="data transfer out, per GB read")
-    reads_per_month: float = Field(1.0, ge=0, description="how often the whole dataset is read out per month")
-    cpu_hour: float = Field(0.10, ge=0, description="one CPU machine, per wall-clock hour")
-    gpu_hour: float = Field(1.01, ge=0, description="one GPU machine, per wall-clock hour")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every amount")
+    storage_per_gb_month: float = Field(default=0.023, ge=0, description="object storage, per GB (1e9 bytes) and month")
+    transfer_per_gb: float = Field(default=0.09, ge=0, description="data transfer out, per GB read")
+    reads_per_month: float = Field(default=1.0, ge=0, description="how often the whole dataset is read out per month")
+    cpu_hour: float = Field(default=0.10, ge=0, description="one CPU machine, per wall-clock hour")
+    gpu_hour: float = Field(default=1.01, ge=0, description="one GPU machine, per wall-clock hour")
 
     def hour_price(self, hardware: Literal["cpu", "gpu"]) -> float:
         return self.gpu_hour if hardware == "gpu" else self.cpu_hour

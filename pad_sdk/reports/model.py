@@ -65,9 +65,9 @@ class AccuracySection(_Frozen):
     full: EvalSummary | None
     retention: float | None = Field(description="condensed mean / full-data mean")
     group_accuracy: dict[str, dict[str, float]] | None = Field(
-        None, description="per group value: accuracy by set; present when the source has a group column")
+        default=None, description="per group value: accuracy by set; present when the source has a group column")
     cross_architecture: dict[str, dict[str, float]] | None = Field(
-        None, description="per architecture: mean/std accuracy of the condensed set, when run")
+        default=None, description="per architecture: mean/std accuracy of the condensed set, when run")
 
 
 class IpcEntry(_Frozen):
@@ -84,7 +84,7 @@ class IpcEntry(_Frozen):
         description="policy: the run's policy; default: RunPolicy.default_for_ipc, as no policy was given")
     timings: dict[str, float]
     loss_history: tuple[float, ...]
-    loss_stride: int = Field(1, description="loss_history keeps every k-th iteration")
+    loss_stride: int = Field(default=1, description="loss_history keeps every k-th iteration")
     grid_png: str = Field(description="base64 PNG: the condensed images, one row per class")
     config: dict[str, Any]
 

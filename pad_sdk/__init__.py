@@ -10,6 +10,7 @@ The names a pipeline needs::
 """
 
 from pad_sdk.api import distill, sweep
+from pad_sdk.compare import compare
 from pad_sdk.config import PadConfig
 from pad_sdk.errors import (
     ConfigError,
@@ -44,6 +45,7 @@ __all__ = [
     "WorkerError",
     "__version__",
     "available_presets",
+    "compare",
     "distill",
     "load_condensed",
     "preset_config",

@@ -21,6 +21,7 @@ from pad_sdk.config import PadConfig, validate_config
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
+from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Normalisation, PreparedData, Stages, to_float_images, to_labels
 from pad_sdk.presets import _merge, preset_config
 from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
@@ -197,6 +198,9 @@ def distill(
         on_event: ``on_event(stage, done, total, **facts)`` progress callback.
         runtime: ``"local"`` (default, in this process), ``"ray"``, or a runtime object
             (e.g. ``pad_sdk.runtime.ray.RayRuntime(num_workers=4, address=...)``).
+        method: a name from ``pad_sdk.methods.available_methods()`` (``pad`` default; ``datm``, ``mtt``,
+            ``dc``, ``dm``, real-image baselines), optionally with switches (``"dc:fiex=on,fiem=on"``).
+            Trajectory methods run through the runtime; the others run in this process from the preset.
 
     See :func:`sweep` for the remaining keyword arguments.
     """
@@ -223,6 +227,7 @@ def sweep(
     evaluate: bool = True,
     on_event: EventSink | None = None,
     runtime: Runtime | str | None = None,
+    method: str = "pad",
     **source_options: Any,
 ) -> list[DistillResult]:
     """Condense the same data at several IPCs; scoring and experts are computed once and shared.
@@ -231,6 +236,9 @@ def sweep(
     """
     started = time.perf_counter()
     engine = resolve_runtime(runtime)
+    chosen = get_method(method)
+    trajectory = isinstance(chosen, TrajectoryMatching)
+    method_overrides = chosen.overrides() if trajectory and method != "pad" else {}  # type: ignore[attr-defined]
     with translated_errors():
         run_policy = policies.load_policy(policy) if policy is not None else None
     raw = _read_input(source, labels, test_images=test_images, test_labels=test_labels, class_names=class_names,
@@ -239,7 +247,7 @@ def sweep(
     if config is not None:
         configs = [config if isinstance(config, PadConfig) else validate_config(dict(config))]
     else:
-        extra = _merge(_policy_overrides(run_policy), {**(overrides or {}), "seed": seed})
+        extra = _merge(_merge(method_overrides, _policy_overrides(run_policy)), {**(overrides or {}), "seed": seed})
         targets = ipcs or [resolve_ipc(None, run_policy, raw)]
         configs = [preset_config(preset, target, extra) for target in targets]
 
@@ -251,8 +259,12 @@ def sweep(
         stages = Stages(cfg, data, on_event=on_event)
         log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(data.train), holdout=len(data.test),
                  classes=data.train.num_classes, image_shape=data.train.image_shape)
-        experts = _experts(engine, stages, shared, trajectory_store, storage_options)
-        synthetic, history = engine.distill(stages, experts)
+        if trajectory:
+            experts = _experts(engine, stages, shared, trajectory_store, storage_options)
+            synthetic, history = engine.distill(stages, experts)
+        else:
+            context = shared.setdefault("methods", MethodContext(data, preset, dict(overrides or {}), seed, on_event))
+            synthetic, history = chosen.condense(context, cfg.ipc, 0), []
         accuracy = None
         if evaluate:
             full = shared.get(f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}")
@@ -269,7 +281,7 @@ def sweep(
         verdict = _judge(run_policy, accuracy, data.class_names, cfg, timings, strict, kept_share)
         condensed = CondensedSet(
             images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
-            label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels else None,
+            label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels and trajectory else None,
             learned_lr=float(synthetic.lr), class_names=data.class_names, normalisation=data.normalisation,
             metadata={"source": raw.source, "zca": cfg.zca},
         )

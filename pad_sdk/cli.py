@@ -220,6 +220,9 @@ Address = Annotated[str | None, typer.Option(help="Ray: cluster address (default
 Endpoint = Annotated[str | None, typer.Option(help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")]
 StorageOpts = Annotated[list[str] | None, typer.Option("--storage-option", help="fsspec storage option KEY=VALUE, "
                                                        "e.g. key=..., secret=..., anon=true (repeatable)")]
+SourceOpts = Annotated[list[str] | None, typer.Option("--source-option", help="how to read the source, KEY=VALUE: "
+                                                      "image_column, label_column, group_column, split_column, "
+                                                      "format (repeatable)")]
 Trajectories = Annotated[str | None, typer.Option(help="URL to keep expert trajectories (resumable)")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing export at --output")]
 Currency = Annotated[str, typer.Option(help="currency of the prices below (ISO 4217)")]
@@ -249,6 +252,7 @@ class RunOptions:
     trajectory_store: str | None
     overwrite: bool
     prices: dict[str, Any]
+    source_options: dict[str, Any]
 
 
 def _policy_limits(min_retention: float | None, max_recall_drop: float | None, max_seed_std: float | None,
@@ -326,7 +330,7 @@ def _execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
             results = sweep(opts.source, ipcs=ipcs, preset=opts.preset, overrides=opts.overrides, policy=policy,
                             seed=opts.seed, holdout_fraction=opts.holdout_fraction,
                             trajectory_store=opts.trajectory_store, storage_options=opts.storage_options,
-                            on_event=sink, runtime=runtime)
+                            on_event=sink, runtime=runtime, **opts.source_options)
     finally:
         shutdown = getattr(runtime, "shutdown", None)
         if callable(shutdown):
@@ -352,12 +356,14 @@ def _execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
 def _options(source: str, output: str, preset: str, policy: Path | None, limits: dict[str, dict[str, float]],
              sets: list[str] | None, seed: int, holdout_fraction: float, runtime: str, workers: int,
              address: str | None, endpoint_url: str | None, storage_option: list[str] | None,
-             trajectory_store: str | None, overwrite: bool, prices: dict[str, Any]) -> RunOptions:
+             trajectory_store: str | None, overwrite: bool, prices: dict[str, Any],
+             source_option: list[str] | None) -> RunOptions:
     return RunOptions(
         source=source, output=output, preset=preset, policy_file=policy, policy_limits=limits,
         overrides=parse_assignments(sets, "--set"), seed=seed, holdout_fraction=holdout_fraction, runtime=runtime,
         workers=workers, address=address, storage_options=storage_options_from(endpoint_url, storage_option),
         trajectory_store=trajectory_store, overwrite=overwrite, prices=prices,
+        source_options=parse_assignments(source_option, "--source-option"),
     )
 
 
@@ -372,7 +378,7 @@ def distill(
     workers: Workers = 2, address: Address = None, endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
     trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
     storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
-    cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01,
+    cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
 ) -> int:
     """Condense SOURCE at one IPC; write the export, report.json and report.html to --output."""
     prices = dict(currency=currency, storage_per_gb_month=storage_price, transfer_per_gb=transfer_price,
@@ -380,7 +386,7 @@ def distill(
     opts = _options(source, output, preset, policy,
                     _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
                     holdout_fraction, runtime, workers, address, endpoint_url, storage_option, trajectory_store,
-                    overwrite, prices)
+                    overwrite, prices, source_option)
     return _execute(opts, None if ipc is None else [ipc], "distill")
 
 
@@ -395,7 +401,7 @@ def sweep_command(
     workers: Workers = 2, address: Address = None, endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
     trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
     storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
-    cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01,
+    cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
 ) -> int:
     """Condense SOURCE at several IPCs on the same experts (trained once) and recommend the smallest IPC that
     passes the policy. Writes --output/ipc-<k>/ exports and one report with the accuracy/cost curve."""
@@ -404,7 +410,7 @@ def sweep_command(
     opts = _options(source, output, preset, policy,
                     _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
                     holdout_fraction, runtime, workers, address, endpoint_url, storage_option, trajectory_store,
-                    overwrite, prices)
+                    overwrite, prices, source_option)
     return _execute(opts, sorted(set(ipc)), "sweep")
 
 def evaluate_export(export: str, source: str, *, seeds: int | None, storage_options: dict[str, Any] | None,

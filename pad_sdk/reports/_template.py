@@ -110,7 +110,7 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 <p>Retention (condensed / full): <b>{{ e.accuracy.retention | pct if e.accuracy.retention is not none else "not measured" }}</b>.</p>
 {% if e.accuracy.group_accuracy %}<table><tr><th>group</th>{% for k in e.accuracy.group_accuracy.values() | first %}<th>{{ k }}</th>{% endfor %}</tr>
 {% for g, row in e.accuracy.group_accuracy.items() %}<tr><td>{{ g }}</td>{% for v in row.values() %}<td class="n">{{ v | pct }}</td>{% endfor %}</tr>{% endfor %}</table>
-{% else %}<p class="small muted">Per-group accuracy: the source has no group column.</p>{% endif %}
+{% else %}<p class="small muted">Per-group accuracy was not measured in this run (it needs a group column in the source).</p>{% endif %}
 {% if e.accuracy.cross_architecture %}<table><tr><th>architecture</th><th>mean</th><th>std</th></tr>
 {% for arch, v in e.accuracy.cross_architecture.items() %}<tr><td>{{ arch }}</td><td class="n">{{ v.mean | pct }}</td><td class="n">{{ v.std | pct }}</td></tr>{% endfor %}</table>
 {% else %}<p class="small muted">Cross-architecture evaluation was not run.</p>{% endif %}

@@ -5,6 +5,7 @@ Ray is imported inside the functions: importing ``connectors`` never imports Ray
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,7 @@ def to_ray_dataset(
     schema = src.schema  # computed once on the driver; pickled with the source into each task
     per_row = schema.bytes_per_image + 24
 
-    class _ConnectorDatasource(Datasource):  # type: ignore[misc]
+    class _ConnectorDatasource(Datasource):
         def get_name(self) -> str:
             return f"Connector[{schema.format}]"
 
@@ -71,7 +72,7 @@ def to_ray_dataset(
                 )
                 tasks.append(
                     ReadTask(
-                        lambda a=start, b=stop: _read_shard(src, a, b, split, batch_size),
+                        functools.partial(_read_shard, src, start, stop, split, batch_size),
                         meta,
                         per_task_row_limit=per_task_row_limit,
                     )

@@ -98,7 +98,7 @@ class Batch:
         """Concatenate batches in order (all must agree on having groups)."""
         if len(parts) == 1:
             return parts[0]
-        groups = None if parts[0].groups is None else np.concatenate([p.groups for p in parts])  # type: ignore[misc]
+        groups = None if parts[0].groups is None else np.concatenate([p.groups for p in parts if p.groups is not None])
         return Batch(
             np.concatenate([p.images for p in parts]),
             np.concatenate([p.labels for p in parts]),

@@ -252,7 +252,7 @@ def sweep(
         configs = [preset_config(preset, target, extra) for target in targets]
 
     shared: dict[str, Any] = {}
-    results = []
+    results: list[DistillResult] = []
     for cfg in configs:
         run_started = time.perf_counter()
         data = shared.setdefault(f"data:{cfg.zca}", prepare(raw, zca=cfg.zca))

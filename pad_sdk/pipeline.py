@@ -104,10 +104,9 @@ def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int
     tensor = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
     if tensor.dim() != 1 or tensor.shape[0] != num_rows:
         raise DataError(f"{field} must have shape ({num_rows},), got {tuple(tensor.shape)}", field=field)
-    if torch.is_floating_point(tensor):
-        if not torch.equal(tensor, tensor.round()):
-            row = int(torch.nonzero(tensor != tensor.round())[0])
-            raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
+    if torch.is_floating_point(tensor) and not torch.equal(tensor, tensor.round()):
+        row = int(torch.nonzero(tensor != tensor.round())[0])
+        raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
     tensor = tensor.long()
     upper = num_classes if num_classes is not None else int(tensor.max()) + 1
     bad = (tensor < 0) | (tensor >= upper)
@@ -285,9 +284,8 @@ class Stages:
         started = time.perf_counter()
         settings = self.config.evaluation
         ipc = ipc or self.config.ipc
-        picks = random_subset(
-            self.data.train.labels, self.data.train.num_classes, ipc, make_generator(derive_seed(self.config.seed, 51, ipc))
-        )
+        generator = make_generator(derive_seed(self.config.seed, 51, ipc))
+        picks = random_subset(self.data.train.labels, self.data.train.num_classes, ipc, generator)
         result = evaluate_set(
             self.data.train.images[picks], self.data.train.labels[picks], self.data.test, self.network_factory(),
             settings.recipe(settings.random_lr), seeds=settings.seeds, seed=derive_seed(self.config.seed, 41),

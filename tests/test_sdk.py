@@ -81,12 +81,12 @@ def test_bad_arrays_get_typed_errors_that_name_the_problem(digits) -> None:  # t
     images, labels, _ = digits
     broken = images.astype(np.float32).copy()
     broken[17, 0, 3, 3] = np.nan
-    with pytest.raises(pad_sdk.DataError, match="row 17") as info:
+    with pytest.raises(pad_sdk.DataError, match=r"row 17") as info:
         pad_sdk.distill(broken, labels, ipc=1, preset="tiny")
     assert info.value.row == 17
     wrong = labels.copy()
     wrong[5] = 12
-    with pytest.raises(pad_sdk.DataError, match="row 5 has class 12"):
+    with pytest.raises(pad_sdk.DataError, match=r"row 5 has class 12"):
         pad_sdk.distill(images, wrong, ipc=1, preset="tiny", class_names=tuple("abcdefghij"))
     with pytest.raises(pad_sdk.DataError, match="shape"):
         pad_sdk.distill(images, labels[:-1], ipc=1, preset="tiny")
@@ -101,9 +101,9 @@ def test_bad_settings_name_the_field(digits) -> None:  # type: ignore[no-untyped
     with pytest.raises(pad_sdk.ConfigError) as info:
         pad_sdk.distill(images, labels, preset="tiny", overrides={"distill": {"syn_steps": 0}})
     assert info.value.field == "distill.syn_steps"
-    with pytest.raises(pad_sdk.ConfigError, match="exceeds experts.epochs"):
+    with pytest.raises(pad_sdk.ConfigError, match=r"exceeds experts\.epochs"):
         pad_sdk.distill(images, labels, preset="tiny", overrides={"distill": {"max_start_epoch": 50}})
-    with pytest.raises(pad_sdk.ConfigError, match="extra_forbidden|Extra inputs"):
+    with pytest.raises(pad_sdk.ConfigError, match=r"extra_forbidden|Extra inputs"):
         pad_sdk.distill(images, labels, preset="tiny", overrides={"distill": {"synsteps": 3}})
 
 

@@ -20,9 +20,7 @@ def decode_image(data: bytes, *, row: int, uri: str | None, file: str | None, co
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            if img.mode not in _MODES:
-                img = img.convert("RGB")
-            arr = np.asarray(img)
+            arr = np.asarray(img.convert("RGB")) if img.mode not in _MODES else np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataValidationError(
             f"undecodable image bytes ({type(exc).__name__})",

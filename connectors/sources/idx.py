@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 import numpy as np
 
@@ -97,7 +97,9 @@ class IdxSource(Source):
         magic = raw.read(2)
         raw.seek(0)
         # Detect gzip by its magic bytes, not the file name.
-        return stack.enter_context(gzip.GzipFile(fileobj=raw)) if magic == b"\x1f\x8b" else raw  # type: ignore[return-value]
+        if magic == b"\x1f\x8b":
+            return cast(BinaryIO, stack.enter_context(gzip.GzipFile(fileobj=raw)))
+        return raw
 
     def _header(self, f: IO[bytes], path: str) -> _Header:
         head = f.read(4)
@@ -164,7 +166,7 @@ class IdxSource(Source):
         files = [p for pair, *_ in pairs for p in (pair.images, pair.labels)]
         with self.location.translating():
             digest, stored = fingerprint(self.location.fs, files, self.location.path)
-        return ScanResult(stats, shape, header.dtype.newbyteorder("=").name, stored, digest)  # type: ignore[arg-type]
+        return ScanResult(stats, shape, header.dtype.newbyteorder("=").name, stored, digest)
 
     def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
         loc = self.location

@@ -69,7 +69,7 @@ class ImageFolderSource(Source):
         first = next(self._iter_raw(1, 0, 1, None))
         with loc.translating():
             digest, stored = fingerprint(loc.fs, paths, loc.path, infos)
-        return ScanResult(stats, tuple(first.images.shape[1:]), first.images.dtype.name, stored, digest)  # type: ignore[arg-type]
+        return ScanResult(stats, tuple(first.images.shape[1:]), first.images.dtype.name, stored, digest)
 
     def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
         loc = self.location

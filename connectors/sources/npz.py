@@ -115,7 +115,7 @@ class NpzSource(Source):
         probe = self._to_nchw(np.empty((1, *shape[1:]), dtype=dtype))
         with self.location.translating():
             digest, stored = fingerprint(self.location.fs, [self.location.path], self.location.path)
-        return ScanResult(stats, tuple(probe.shape[1:]), dtype.newbyteorder("=").name, stored, digest)  # type: ignore[arg-type]
+        return ScanResult(stats, tuple(probe.shape[1:]), dtype.newbyteorder("=").name, stored, digest)
 
     def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
         loc, opts = self.location, self.options

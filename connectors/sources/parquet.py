@@ -131,7 +131,7 @@ class ParquetSource(Source):
                     )
                 )
             img = self._images(rb.column(opts.image_column), np.array([first.start]), first.file)
-            shape, dtype = tuple(img.shape[1:]), img.dtype.name  # type: ignore[assignment]
+            shape, dtype = tuple(img.shape[1:]), img.dtype.name
         with loc.translating():
             digest, stored = fingerprint(loc.fs, files, loc.path)
         return ScanResult(stats, shape, dtype, stored, digest)

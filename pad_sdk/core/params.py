@@ -53,7 +53,7 @@ class ParamSpec:
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Views of ``flat`` (P,) shaped like each parameter; gradients flow back into ``flat``."""
-        chunks = torch.split(flat, self.sizes)
+        chunks = torch.split(flat, list(self.sizes))
         return {name: chunk.view(shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)}
 
 

@@ -127,8 +127,10 @@ def test_streaming_peak_memory_is_flat(tmp_path: Path) -> None:
             tracemalloc.stop()
         assert total == rows
         # Held at once: the batch the consumer still references, the row group being decoded, and its
-        # compressed pages (Parquet measured ~3.0x a batch, IDX ~1.1x), flat in the dataset size.
-        bound = 3 * batch_bytes + 512 * 1024
+        # compressed pages (Parquet measured ~3.0x a batch, IDX ~1.1x), flat in the dataset size. tracemalloc
+        # also sees other threads (the in-process S3 test server), hence the margin; loading everything
+        # would take over 10x a batch.
+        bound = 4 * batch_bytes + 1024 * 1024
         assert peak + arrow_peak < bound, f"{uri}: peak {peak}+{arrow_peak} >= {bound}"
 
 

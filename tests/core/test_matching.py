@@ -24,7 +24,9 @@ from pad_sdk.core.params import ParamSpec, flatten_params, load_flat_params
 from pad_sdk.core.seeding import make_generator, seeded
 
 
-def _problem(augment: DiffAugment | None = None, channels: int = 1, size: int = 8) -> tuple[StudentProblem, torch.Tensor]:
+def _problem(
+    augment: DiffAugment | None = None, channels: int = 1, size: int = 8
+) -> tuple[StudentProblem, torch.Tensor]:
     net = seeded(0, lambda: create_network("convnet", in_channels=channels, num_classes=3, image_size=(size, size),
                                            width=6, depth=2))
     g = make_generator(1)

@@ -82,7 +82,7 @@ def get_method(spec: str | Method, **switches: Any) -> Method:
     if unknown:
         raise ConfigError(f"method {name!r} has no switch {', '.join(unknown)}; its switches are "
                           f"{', '.join(valid) or 'none'}", field="method", value=spec)
-    return dataclasses.replace(default, **chosen)  # type: ignore[no-any-return]
+    return dataclasses.replace(default, **chosen)
 
 
 def method_label(method: Method) -> str:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pad_sdk.config import PadConfig
 from pad_sdk.core.distill import HARD_LABEL_LOGIT, ExpertSource, SyntheticSet
+from pad_sdk.core.networks import Network
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
@@ -77,7 +77,7 @@ class MethodContext:
         """Per-class EL2N orders, easiest first (scored once per scoring settings)."""
         key = f"scoring:{config.network.model_dump_json()}:{config.scoring.model_dump_json()}"
         stages = self.stages(config)
-        return self._shared(key, lambda: stages.orders(stages.score()))  # type: ignore[no-any-return]
+        return self._shared(key, lambda: stages.orders(stages.score()))
 
     def experts(self, config: PadConfig) -> ExpertSource:
         """Expert trajectories for ``config`` (trained once per expert settings)."""
@@ -89,15 +89,15 @@ class MethodContext:
             orders = self.orders(config) if config.experts.fiex != "off" else None
             return stages.train_experts(stages.expert_plan(orders))
 
-        return self._shared(key, train)  # type: ignore[no-any-return]
+        return self._shared(key, train)
 
-    def agent(self, ipc: int) -> nn.Module:
+    def agent(self, ipc: int) -> Network:
         """A trained network for embeddings: the final checkpoint of the first plain expert (no filters)."""
         config = self.config(ipc, {"experts": {"fiex": "off"}})
         trajectory = self.experts(config)[0]
         network = seeded(0, self.stages(config).network_factory())
         load_flat_params(network, trajectory[-1])
-        return network.eval()
+        return cast(Network, network.eval())
 
     def real_pools(self, config: PadConfig, prune: bool) -> list[torch.Tensor]:
         """Per class, the global indices of the real pool; with ``prune``, PAD's static difficulty pruning

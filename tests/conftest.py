@@ -93,11 +93,14 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     Tests may add worker nodes (``ray_nodes.add_node(num_cpus=1)``) and remove them again to kill
     everything on them; the head node (the driver's) always stays.
     """
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
     for name, value in RAY_ENV.items():
         os.environ[name] = value
+    ray = pytest.importorskip("ray")  # after the environment: Ray reads the loopback switch on import
+    from ray.cluster_utils import Cluster
+
+    from pad_sdk.runtime._ray_env import apply_cluster_env
+
+    apply_cluster_env()  # in case an earlier test imported ray before the switch was set
     temp_dir = tmp_path_factory.mktemp("ray")
     # Cluster() records its address in $RAY_TMPDIR/ray/ray_current_cluster, where any plain ray.init() on
     # this machine would find (and join) it: keep that file in our temp directory.

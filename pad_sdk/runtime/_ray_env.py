@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ def set_default_env(values: Mapping[str, str]) -> None:
         os.environ.setdefault(name, value)
 
 
+def apply_cluster_env() -> None:
+    """Set the loopback/quiet defaults before a cluster starts in this process.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is imported; if it was imported
+    before (by the user, or Ray Data in the connectors), the cached flag is brought in line with the
+    environment, or the new cluster would bind the host's address on all interfaces.
+    """
+    set_default_env(CLUSTER_ENV)
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 @dataclass
 class ClusterHandle:
     """The Ray connection a runtime uses; ``owned`` when this process started the cluster."""
@@ -64,18 +78,19 @@ class ClusterHandle:
 
 def connect(address: str | None, *, num_cpus: int | None, temp_dir: str) -> ClusterHandle:
     """Join ``address`` (or ``RAY_ADDRESS``), reuse an already-initialised Ray, or start an embedded cluster."""
+    set_default_env(TRAIN_ENV)
+    target = address or os.environ.get("RAY_ADDRESS")
+    if not target:
+        apply_cluster_env()  # before ``import ray`` where possible
     import ray
 
-    set_default_env(TRAIN_ENV)
     if ray.is_initialized():
         return ClusterHandle(owned=False, address=address)
     runtime_env = {"worker_process_setup_hook": "pad_sdk.runtime._ray_env.mute_placement_group_cleaner"}
-    target = address or os.environ.get("RAY_ADDRESS")
     if target:
         ray.init(address=target, runtime_env=runtime_env, log_to_driver=False)
         log.info("ray.joined", address=target)
         return ClusterHandle(owned=False, address=target)
-    set_default_env(CLUSTER_ENV)
     os.makedirs(temp_dir, exist_ok=True)
     ray.init(
         num_cpus=num_cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp_dir,

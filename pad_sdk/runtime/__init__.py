@@ -19,7 +19,8 @@ from pad_sdk.trajectories import TrajectoryStore
 class Runtime(Protocol):
     """Where the expensive stages run."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def train_experts(self, stages: Stages, plan: ExpertPlan, store: TrajectoryStore | None) -> ExpertSource: ...
 

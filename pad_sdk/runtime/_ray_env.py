@@ -56,7 +56,7 @@ def apply_cluster_env() -> None:
     set_default_env(CLUSTER_ENV)
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
-        constants.ENABLE_RAY_CLUSTER = False
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
 @dataclass

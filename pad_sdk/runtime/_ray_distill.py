@@ -61,10 +61,8 @@ def train_func(config: dict[str, Any]) -> None:
         # Same synthetic initialisation as rank 0, but its own segment stream.
         distiller.generator.manual_seed(derive_seed(pad_config.seed, 31, ipc, 0, rank))
     run = _RunState(config["fingerprint"])
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = torch.load(Path(directory) / STATE_FILE, weights_only=True)
+    state = _resume_state(ray.train.get_checkpoint(), config["checkpoints"])
+    if state is not None:
         run.restore(state, distiller, rank, pad_config.seed, ipc)
         log.info("distill.resumed", rank=rank, iteration=distiller.iteration)
 
@@ -155,6 +153,39 @@ def _report(distiller: Distiller, run: _RunState, rank: int, world: int) -> None
             torch.save(state, Path(directory) / STATE_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(directory)
         ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _resume_state(checkpoint: Any, stored: dict[str, Any]) -> dict[str, Any] | None:
+    """The newer of Ray's registered checkpoint and the newest readable one in storage.
+
+    Ray registers a reported checkpoint only when its controller next polls the worker; a worker (or a
+    driver) killed right after reporting leaves a complete checkpoint in storage that Ray does not know.
+    """
+    candidates = [newest_state(stored["url"], stored["storage_options"])]
+    if checkpoint is not None:
+        candidates.append(read_state(checkpoint))
+    found = [c for c in candidates if c is not None]
+    return max(found, key=lambda c: int(c["distiller"]["iteration"])) if found else None
+
+
+def newest_state(url: str, storage_options: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest checkpoint under ``url`` whose state file reads completely (names carry a timestamp)."""
+    import io
+
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    if not fs.exists(root):
+        return None
+    fs.invalidate_cache(root)
+    names = sorted((p for p in fs.ls(root, detail=False) if p.rsplit("/", 1)[-1].startswith("checkpoint_")),
+                   reverse=True)
+    for path in names:
+        try:
+            return dict(torch.load(io.BytesIO(fs.cat_file(f"{path}/{STATE_FILE}")), weights_only=True))
+        except Exception:  # missing or half-written (its writer died): try the one before
+            continue
+    return None
 
 
 def read_state(checkpoint: Any) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import structlog
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
@@ -232,6 +231,8 @@ class RayRuntime(BaseModel):
             "stages": ray.put((config, stages.data)), "ipc": config.ipc, "experts": _experts_spec(experts),
             "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
             "fault": _ray_distill.fault_from_env(),
+            "checkpoints": {"url": self._storage().join(self.run_id, name),
+                            "storage_options": dict(self.storage_options or {})},
         }
         trainer = TorchTrainer(
             _ray_distill.train_func, train_loop_config=loop_config,
@@ -273,27 +274,8 @@ class RayRuntime(BaseModel):
                  seconds=round(self._report.distill_fit_seconds, 2))
         return synthetic, history
 
-    def _checkpoints(self, name: str) -> list[str]:
-        """Checkpoint directories of ``name`` in this run's storage, oldest first (names carry a timestamp)."""
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(self._storage().join(self.run_id, name), **dict(self.storage_options or {}))
-        if not fs.exists(root):
-            return []
-        fs.invalidate_cache(root)
-        return sorted(p for p in fs.ls(root, detail=False) if p.rsplit("/", 1)[-1].startswith("checkpoint_"))
-
     def _latest_state(self, name: str) -> dict[str, Any] | None:
-        import io
-
-        import fsspec
-
-        fs, _ = fsspec.core.url_to_fs(self._storage().url, **dict(self.storage_options or {}))
-        for path in reversed(self._checkpoints(name)):
-            target = f"{path}/{_ray_distill.STATE_FILE}"
-            if fs.exists(target):
-                return dict(torch.load(io.BytesIO(fs.cat_file(target)), weights_only=True))
-        return None
+        return _ray_distill.newest_state(self._storage().join(self.run_id, name), dict(self.storage_options or {}))
 
     def _last_checkpoint_iteration(self, name: str) -> int | None:
         try:

@@ -29,8 +29,10 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
+# Quality, speed, memory and scaling figures -> benchmarks/results/*.json + SUMMARY.md (hours on 2 cores);
+# e.g. make bench BENCH_ARGS="--only speed --quick" or BENCH_ARGS="--profile paper --only quality" on a GPU.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output site .pytest_cache .mypy_cache .ruff_cache

@@ -6,21 +6,28 @@ experts learned), so the figures isolate the distillation step itself.
 
     python -m benchmarks.bench_distill                      # digits IPC 10 (cpu-small settings)
     python -m benchmarks.bench_distill --suite fmnist       # Fashion-MNIST shapes, width 128/64, N 10/20/40
+    python -m benchmarks.bench_distill --suite fmnist --widths 64 --iterations 3
+    python -m benchmarks.bench_distill --suite batch        # width 64, N 20, synthetic batch 25/50/100
+
+Unroll modes: ``full`` keeps the graph of all N student steps (memory grows with N x batch);
+``recompute`` keeps only the student parameters at segment boundaries and recomputes each segment's graph
+in the backward pass (activation checkpointing), trading extra forward passes for memory. Each record
+carries, per (width, N, batch), the recompute/full ratios of time and peak memory measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchmarks._meta import stamp
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,7 +78,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _suite(name: str, iterations: int) -> list[dict[str, Any]]:
+def _suite(name: str, iterations: int, widths: tuple[int, ...] = (128, 64)) -> list[dict[str, Any]]:
     if name == "digits":
         # digits IPC 10 with the cpu-small settings: width 64, depth 2, N 20, M 3, alpha 0.5
         base = {"shape": [1, 8, 8], "classes": 10, "ipc": 10, "width": 64, "depth": 2, "syn_steps": 20,
@@ -80,7 +87,7 @@ def _suite(name: str, iterations: int) -> list[dict[str, Any]]:
     if name == "fmnist":
         # the ANCHORS.md setting: Fashion-MNIST 28x28x1, ConvNet-D3, IPC 10, M 2, alpha 0.5, ZCA off
         specs = []
-        for width in (128, 64):
+        for width in widths:
             for n in (10, 20, 40):
                 for unroll in ("full", "recompute"):
                     specs.append({"shape": [1, 28, 28], "classes": 10, "ipc": 10, "width": width, "depth": 3,
@@ -94,27 +101,42 @@ def _suite(name: str, iterations: int) -> list[dict[str, Any]]:
     raise SystemExit(f"unknown suite {name}")
 
 
-def main() -> None:
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """recompute / full time and peak memory for every setting measured in both modes."""
+    out = []
+    for full in (r for r in rows if r["unroll"] == "full"):
+        key = (full["width"], full["syn_steps"], full.get("batch_syn"))
+        for rec in rows:
+            if rec["unroll"] == "recompute" and (rec["width"], rec["syn_steps"], rec.get("batch_syn")) == key:
+                out.append({"width": key[0], "syn_steps": key[1], "batch_syn": key[2],
+                            "time_ratio": rec["median_s_per_iteration"] / full["median_s_per_iteration"],
+                            "peak_ratio": rec["peak_rss_gib"] / full["peak_rss_gib"]})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="digits", choices=["digits", "fmnist", "batch"])
     parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--widths", default="128,64", help="fmnist suite: network widths")
+    parser.add_argument("--output", help="results file name (default distill_<suite>.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
         return
     rows = []
-    for spec in _suite(args.suite, args.iterations):
+    widths = tuple(int(w) for w in args.widths.split(","))
+    output = RESULTS / (args.output or f"distill_{args.suite}.json")
+    for spec in _suite(args.suite, args.iterations, widths):
         row = _run(spec)
         rows.append(row)
         print(f"{row['unroll']:>9} width {row['width']:>3} N {row['syn_steps']:>3} batch {row.get('batch_syn')}: "
               f"{row['median_s_per_iteration']:.3f} s/it, peak {row['peak_rss_gib']:.2f} GiB", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    record = {"suite": args.suite, "command": " ".join(sys.argv), "commit": commit,
-              "machine": f"{platform.machine()} {platform.node()} {__import__('os').cpu_count()} cpus",
-              "timestamp": datetime.now(UTC).isoformat(timespec="seconds"), "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"distill_{args.suite}.json").write_text(json.dumps(record, indent=2))
+        # rewritten after every setting, so a run cut short keeps what it measured
+        record = stamp(suite=args.suite, rows=rows, recompute_over_full=ratios(rows))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

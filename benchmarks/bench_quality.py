@@ -1,0 +1,125 @@
+"""Fashion-MNIST quality: methods and baselines at IPC 1, 10 and 50 under one evaluation protocol.
+
+    nice -n 5 .venv/bin/python -m benchmarks.bench_quality --profile cpu            # the whole matrix
+    nice -n 5 .venv/bin/python -m benchmarks.bench_quality --profile cpu --parts ipc10,ipc1
+    .venv/bin/python -m benchmarks.bench_quality --profile paper --parts ipc10       # on a GPU machine
+
+Data: the Debian package ``dataset-fashion-mnist`` (IDX files under /usr/share/datasets/fashion-mnist),
+read through ``connectors.open_source``. Evaluation: the official 10,000 test images, ConvNet-D3 trained
+from scratch on the condensed set (see ``PROFILES`` for the recipe). The JSON is rewritten after every
+row, so a run cut short keeps what it measured; rows already in the file are skipped on a rerun with
+``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks._meta import stamp
+from pad_sdk.api import RawData, load_source, prepare
+from pad_sdk.compare import ComparisonRow, ComparisonTable, _measure
+from pad_sdk.methods import MethodContext, get_method, method_label
+
+RESULTS = Path(__file__).parent / "results"
+FMNIST = "/usr/share/datasets/fashion-mnist/"
+
+# cpu: the whole matrix on two shared cores within a few hours. Everything that differs from the paper is
+# here: a stratified training subset, width 32 instead of 128, 4 experts x 20 epochs instead of 100 x 100,
+# 2 scoring runs x 5 epochs, 100 distillation iterations of N = 20 instead of 10,000 of 80, 200 evaluation
+# epochs instead of 1000, one evaluation network per seed instead of 5, no ZCA.
+# paper: the published settings (preset ``paper``: 100 experts x 100 epochs, 10,000 iterations, N = 80,
+# ZCA, 1000 evaluation epochs, 5 networks) on all 60,000 training images; for a GPU.
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {"preset": "cpu-small", "train_per_class": 300, "seeds": 3, "eval_networks": 1, "threads": 1,
+            "overrides": {"network": {"width": 32},
+                          "scoring": {"runs": 2, "epochs": 5, "batch_size": 64},
+                          "experts": {"num_experts": 4, "epochs": 20, "batch_size": 64},
+                          "distill": {"iterations": 100, "syn_steps": 20},
+                          "evaluation": {"epochs": 200, "batch_size": 128}}},
+    "paper": {"preset": "paper", "train_per_class": None, "seeds": 3, "eval_networks": 5, "threads": None,
+              "overrides": {}},
+}
+# parts in the order they run (cheapest figures first, so a time-boxed run has the headline rows)
+PARTS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "ipc10": (10, ("random", "herding", "pad")),
+    "ipc1": (1, ("random", "herding", "pad")),
+    "ablation": (10, ("pad:fiex=off", "pad:fiem=off", "datm")),
+    "ipc50": (50, ("random", "herding", "pad")),
+    "methods": (10, ("mtt", "dc", "dsa", "dm")),
+}
+
+
+def load_fashion_mnist(train_per_class: int | None, seed: int = 0) -> RawData:
+    """The official train/test split; ``train_per_class`` keeps a seeded stratified subset of train."""
+    raw = load_source(FMNIST, holdout_fraction=0.2, seed=seed)
+    if train_per_class is None:
+        return raw
+    rng = np.random.default_rng(seed)
+    labels = raw.train_labels.numpy()
+    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:train_per_class]
+                                   for c in range(len(raw.class_names))]))
+    rows = torch.from_numpy(keep)
+    source = dict(raw.source, train_subset={"per_class": train_per_class, "seed": seed, "rows": len(keep)})
+    return RawData(raw.train_images[rows], raw.train_labels[rows], raw.test_images, raw.test_labels,
+                   raw.class_names, source)
+
+
+def output_path(profile: str) -> Path:
+    return RESULTS / f"fmnist_quality.{profile}.json"
+
+
+def run(profile: str, parts: list[str], resume: bool) -> None:
+    settings = PROFILES[profile]
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    raw = load_fashion_mnist(settings["train_per_class"])
+    context = MethodContext(prepare(raw, zca=settings["preset"] == "paper"), settings["preset"],
+                            settings["overrides"], 0)
+    path = output_path(profile)
+    done: list[dict[str, Any]] = []
+    if resume and path.exists():
+        done = json.loads(path.read_text())["rows"]
+    rows = [ComparisonRow(r["method"], r["ipc"], tuple(r["accuracies"]), r["seconds"], r["condensed_bytes"])
+            for r in done]
+    seconds: dict[str, float] = {}
+    for part in parts:
+        ipc, methods = PARTS[part]
+        for spec in methods:
+            method = get_method(spec)
+            if any(r.method == method_label(method) and r.ipc == ipc for r in rows):
+                continue
+            rows.append(_measure(context, method, ipc, settings["seeds"], settings["eval_networks"]))
+            seconds = dict(context.shared_seconds)
+            table = ComparisonTable(tuple(rows), {}, seconds)
+            record = stamp(profile=profile, profile_settings=settings,
+                           data={"uri": FMNIST, "train": len(context.data.train), "test": len(context.data.test),
+                                 "subset": raw.source.get("train_subset")},
+                           evaluation=context.config(ipc).evaluation.model_dump(mode="json"),
+                           **table.to_dict())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n")
+            print(f"{method_label(method)} IPC {ipc}: {100 * rows[-1].mean:.1f} ± {100 * rows[-1].std:.1f} "
+                  f"({rows[-1].seconds:.0f} s/run; shared {seconds})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
+    args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
+    run(args.profile, parts, args.resume)
+
+
+if __name__ == "__main__":
+    main()

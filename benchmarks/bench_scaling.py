@@ -1,0 +1,114 @@
+"""Throughput of expert training and EL2N scoring (images/s), and how time and peak memory grow with data.
+
+Each size (1x, 2x, 4x of a stratified Fashion-MNIST training subset) runs in a fresh subprocess, so its
+peak resident memory (ru_maxrss) is its own. One scoring run and one expert of two epochs each
+(plain SGD + DSA, no scheduler), ConvNet-D3 at the cpu profile's width.
+
+    nice -n 5 .venv/bin/python -m benchmarks.bench_scaling                 # 5k / 10k / 20k images, width 32
+    nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --base 2000 --width 64
+
+The core holds the training set in memory as float32 (3 KiB per 28x28 image), so peak memory grows by
+that much per image; the connectors' streaming read is flat (results/connectors.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._meta import stamp
+
+RESULTS = Path(__file__).parent / "results"
+FMNIST = "/usr/share/datasets/fashion-mnist/"
+
+
+def _one(spec: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    import connectors
+    from pad_sdk.api import arrays_to_raw, prepare
+    from pad_sdk.core.experts import ExpertPlan
+    from pad_sdk.pipeline import Stages
+    from pad_sdk.presets import preset_config
+
+    torch.set_num_threads(spec["threads"])
+    source = connectors.open_source(FMNIST)
+    train = source.read_all(split="train")  # uint8, the same 47 MB at every size
+    rng = np.random.default_rng(0)
+    per_class = spec["images"] // 10
+    rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(train.labels == c))[:per_class]
+                                   for c in range(10)]))
+    images, labels = np.array(train.images[rows]), np.array(train.labels[rows])
+    del train
+    raw = arrays_to_raw(images, labels, test_images=images[:10], test_labels=labels[:10], class_names=None,
+                        holdout_fraction=0.2, seed=0)
+    data = prepare(raw, zca=False)
+    del raw, images
+    config = preset_config("cpu-small", 10, {
+        "network": {"width": spec["width"]},
+        "scoring": {"runs": 1, "epochs": spec["epochs"], "batch_size": 64},
+        "experts": {"num_experts": 1, "epochs": spec["epochs"], "batch_size": 64, "fiex": "off"},
+        # the distillation window must fit inside the experts' epochs to validate; it is not used here
+        "distill": {"expert_epochs": 1, "min_start_epoch": 0, "current_max_start_epoch": 1,
+                    "max_start_epoch": 1, "expansion_end": None},
+    })
+    stages = Stages(config, data)
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    t0 = time.perf_counter()
+    stages.score()
+    scoring_s = time.perf_counter() - t0
+    rss_scoring = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    t0 = time.perf_counter()
+    stages.train_expert(0, ExpertPlan())
+    expert_s = time.perf_counter() - t0
+    n = len(data.train)
+    seen = n * spec["epochs"]
+    return {**spec, "train_images": n, "scoring_s": scoring_s, "expert_s": expert_s,
+            "scoring_images_per_s": (seen + n) / scoring_s,  # training epochs plus the final scoring pass
+            "expert_images_per_s": seen / expert_s,
+            "peak_rss_mib_after_data": rss_data, "peak_rss_mib_after_scoring": rss_scoring,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+            "train_tensor_mib": data.train.images.numel() * 4 / 2**20}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=int, default=5000, help="images at 1x (stratified, a multiple of 10)")
+    parser.add_argument("--factors", default="1,2,4")
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2, help="at least 2 (the config needs a window)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(_one(json.loads(args.one))))
+        return
+    rows = []
+    for factor in (int(f) for f in args.factors.split(",")):
+        spec = {"factor": factor, "images": args.base * factor, "width": args.width, "epochs": args.epochs,
+                "threads": args.threads}
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scaling", "--one", json.dumps(spec)],
+                             capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{factor}x ({row['train_images']} images): expert {row['expert_images_per_s']:.0f} img/s, "
+              f"scoring {row['scoring_images_per_s']:.0f} img/s, peak {row['peak_rss_mib']:.0f} MiB", flush=True)
+        base = rows[0]
+        for r in rows:
+            r["expert_time_ratio"] = r["expert_s"] / base["expert_s"]
+            r["scoring_time_ratio"] = r["scoring_s"] / base["scoring_s"]
+            r["peak_rss_ratio"] = r["peak_rss_mib"] / base["peak_rss_mib"]
+        record = stamp(suite="scaling", dataset="fashion-mnist train subset (stratified, seed 0)", rows=rows)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "scaling.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

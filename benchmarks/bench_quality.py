@@ -51,7 +51,9 @@ PARTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "ipc1": (1, ("random", "herding", "pad")),
     "ablation": (10, ("pad:fiex=off", "pad:fiem=off", "datm")),
     "ipc50": (50, ("random", "herding", "pad")),
-    "methods": (10, ("mtt", "dc", "dsa", "dm")),
+    "methods10": (10, ("mtt", "dc", "dsa", "dm")),
+    "methods1": (1, ("datm", "mtt", "dc", "dsa", "dm")),
+    "methods50": (50, ("datm", "mtt", "dc", "dsa", "dm")),
 }
 
 

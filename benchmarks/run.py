@@ -23,6 +23,7 @@ from pathlib import Path
 
 from benchmarks import summary
 from benchmarks._meta import stamp
+from benchmarks.bench_quality import PARTS as QUALITY_PARTS
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 PARTS = ("quality", "speed", "scaling", "ray", "connectors")
@@ -46,7 +47,7 @@ def ensure_fashion_mnist() -> None:
 def commands(part: str, profile: str, quick: bool) -> list[list[str]]:
     """The harness commands of one part (module and arguments)."""
     if part == "quality":
-        parts = "ipc10,ipc1" if quick else ("ipc10" if profile == "paper" else "ipc10,ipc1,ablation,ipc50,methods")
+        parts = "ipc10,ipc1" if quick else ("ipc10" if profile == "paper" else ",".join(QUALITY_PARTS))
         return [["benchmarks.bench_quality", "--profile", profile, "--parts", parts, "--resume"]]
     if part == "speed":
         iterations = "2" if quick else "4"

@@ -29,6 +29,8 @@ WHOLE_DATASET = 93.5
 OFFICIAL_CPU = {(128, 10): (15.7, 4.8), (128, 20): (30.8, 8.4), (128, 40): (60.6, 15.6),
                 (64, 10): (3.2, 3.7), (64, 20): (7.6, 6.5), (64, 40): (12.8, 11.8)}
 NOT_RUN = "not run (time)"
+# the matrix: every method at IPC 1, 10 and 50 (a cell without a measured row says so)
+MATRIX = ("pad", "datm", "mtt", "dc", "dsa", "dm", "random", "herding")
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -72,7 +74,7 @@ def quality_section(profile: str) -> list[str]:
             f"{'on' if ev['augment'] else 'off'}, soft labels for PAD/DATM. Accuracy % mean ± std over seeds.", "",
             "| method | " + " | ".join(f"IPC {i}" for i in IPCS) + " | source |",
             "|---|" + "---:|" * len(IPCS) + "---|"]
-    methods = list(dict.fromkeys(m for m, _ in rows))
+    methods = list(dict.fromkeys([*MATRIX, *(m for m, _ in rows)]))
     for method in methods:
         cells = [_pct(100 * rows[(method, i)]["mean"], 100 * rows[(method, i)]["std"]) if (method, i) in rows
                  else NOT_RUN for i in IPCS]

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,9 @@ def _one(spec: dict[str, Any]) -> dict[str, Any]:
         times.append(time.perf_counter() - t0)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steady = times[1:] or times
-    return {**spec, "median_s_per_iteration": statistics.median(steady), "all_s": times,
+    return {**spec, "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+            "median_s_per_iteration": statistics.median(steady), "all_s": times,
             "peak_rss_gib": peak_kib / 2**20, "params": ParamSpec.of(net).numel}
 
 
@@ -78,7 +82,8 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _suite(name: str, iterations: int, widths: tuple[int, ...] = (128, 64)) -> list[dict[str, Any]]:
+def _suite(name: str, iterations: int, widths: tuple[int, ...] = (128, 64),
+           steps: tuple[int, ...] = (10, 20, 40)) -> list[dict[str, Any]]:
     if name == "digits":
         # digits IPC 10 with the cpu-small settings: width 64, depth 2, N 20, M 3, alpha 0.5
         base = {"shape": [1, 8, 8], "classes": 10, "ipc": 10, "width": 64, "depth": 2, "syn_steps": 20,
@@ -88,7 +93,7 @@ def _suite(name: str, iterations: int, widths: tuple[int, ...] = (128, 64)) -> l
         # the ANCHORS.md setting: Fashion-MNIST 28x28x1, ConvNet-D3, IPC 10, M 2, alpha 0.5, ZCA off
         specs = []
         for width in widths:
-            for n in (10, 20, 40):
+            for n in steps:
                 for unroll in ("full", "recompute"):
                     specs.append({"shape": [1, 28, 28], "classes": 10, "ipc": 10, "width": width, "depth": 3,
                                   "syn_steps": n, "expert_epochs": 2, "alpha": 0.5, "unroll": unroll,
@@ -99,6 +104,10 @@ def _suite(name: str, iterations: int, widths: tuple[int, ...] = (128, 64)) -> l
                  "expert_epochs": 2, "alpha": 0.5, "unroll": u, "batch_syn": b, "iterations": iterations}
                 for b in (25, 50, 100) for u in ("full", "recompute")]
     raise SystemExit(f"unknown suite {name}")
+
+
+def _key(row: dict[str, Any]) -> tuple[int, int, int, str]:
+    return row["width"], row["syn_steps"], row.get("batch_syn") or 0, row["unroll"]
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,18 +128,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suite", default="digits", choices=["digits", "fmnist", "batch"])
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--widths", default="128,64", help="fmnist suite: network widths")
+    parser.add_argument("--syn-steps", default="10,20,40", help="fmnist suite: unroll lengths N")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the file's rows for settings not measured now (a partial rerun)")
     parser.add_argument("--output", help="results file name (default distill_<suite>.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
         return
-    rows = []
+    rows: list[dict[str, Any]] = []
     widths = tuple(int(w) for w in args.widths.split(","))
     output = RESULTS / (args.output or f"distill_{args.suite}.json")
-    for spec in _suite(args.suite, args.iterations, widths):
+    steps = tuple(int(n) for n in args.syn_steps.split(","))
+    specs = _suite(args.suite, args.iterations, widths, steps)
+    if args.update and output.exists():
+        measured = {_key(spec) for spec in specs}
+        rows = [r for r in json.loads(output.read_text())["rows"] if _key(r) not in measured]
+    for spec in specs:
         row = _run(spec)
         rows.append(row)
+        rows.sort(key=_key)
         print(f"{row['unroll']:>9} width {row['width']:>3} N {row['syn_steps']:>3} batch {row.get('batch_syn')}: "
               f"{row['median_s_per_iteration']:.3f} s/it, peak {row['peak_rss_gib']:.2f} GiB", flush=True)
         # rewritten after every setting, so a run cut short keeps what it measured

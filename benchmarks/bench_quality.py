@@ -72,18 +72,20 @@ def load_fashion_mnist(train_per_class: int | None, seed: int = 0) -> RawData:
                    raw.class_names, source)
 
 
-def output_path(profile: str) -> Path:
-    return RESULTS / f"fmnist_quality.{profile}.json"
+def output_path(profile: str, tag: str | None = None) -> Path:
+    """One file per profile; a ``tag`` names a file of its own (parts run in parallel processes), and the
+    summary merges them."""
+    return RESULTS / (f"fmnist_quality.{profile}.{tag}.json" if tag else f"fmnist_quality.{profile}.json")
 
 
-def run(profile: str, parts: list[str], resume: bool) -> None:
+def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) -> None:
     settings = PROFILES[profile]
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     raw = load_fashion_mnist(settings["train_per_class"])
     context = MethodContext(prepare(raw, zca=settings["preset"] == "paper"), settings["preset"],
                             settings["overrides"], 0)
-    path = output_path(profile)
+    path = output_path(profile, tag)
     done: list[dict[str, Any]] = []
     if resume and path.exists():
         done = json.loads(path.read_text())["rows"]
@@ -115,12 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
+    parser.add_argument("--tag", help="write fmnist_quality.<profile>.<tag>.json (for parts run in parallel)")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
-    run(args.profile, parts, args.resume)
+    run(args.profile, parts, args.resume, args.tag)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Every figure here is read from a results file written by a harness run; a part w
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,16 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _command(text: str) -> str:
+    """``python /path/benchmarks/x.py args`` (older records) as ``python -m benchmarks.x args``."""
+    return re.sub(r"python \S*benchmarks/(\w+)\.py", r"python -m benchmarks.\1", text)
+
+
 def _provenance(record: dict[str, Any]) -> str:
     m = record.get("machine", {})
     where = (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB, "
              f"GPU {m.get('gpu') or 'none'}, load average {m.get('load_average', '?')}") if isinstance(m, dict) else m
-    return (f"_`{record.get('command', '?')}` at commit `{record.get('commit', '?')}`, "
+    return (f"_`{_command(record.get('command', '?'))}` at commit `{record.get('commit', '?')}`, "
             f"{record.get('timestamp', '?')}; {where}._")
 
 
@@ -54,34 +60,9 @@ def _rows(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["method"], int(r["ipc"])): r for r in record["rows"]}
 
 
-def quality_section(profile: str) -> list[str]:
-    record = _load(f"fmnist_quality.{profile}.json")
-    out = [f"## Fashion-MNIST quality, profile `{profile}`", ""]
-    if record is None:
-        why = " (no GPU machine was lent; the profile is defined in benchmarks/bench_quality.py)." \
-            if profile == "paper" else "."
-        return [*out, f"Not run: no `fmnist_quality.{profile}.json`{why}", ""]
-    rows = _rows(record)
-    s = record["profile_settings"]
-    data = record["data"]
-    ev = record["evaluation"]
-    out += [_provenance(record), "",
-            f"Settings: preset `{s['preset']}` with overrides `{json.dumps(s['overrides'])}`; "
-            f"training set {data['train']} images ({data.get('subset') or 'all 60,000'}), test set {data['test']} "
-            f"official test images; {s['seeds']} seeds x {s['eval_networks']} evaluation network(s); evaluation "
-            f"{ev['epochs']} epochs, SGD momentum {ev['momentum']}, weight decay {ev['weight_decay']}, lr = learned "
-            f"step size (trajectory methods) or {ev['random_lr']} (real subsets), x0.1 at half, DSA "
-            f"{'on' if ev['augment'] else 'off'}, soft labels for PAD/DATM. Accuracy % mean ± std over seeds.", "",
-            "| method | " + " | ".join(f"IPC {i}" for i in IPCS) + " | source |",
-            "|---|" + "---:|" * len(IPCS) + "---|"]
-    methods = list(dict.fromkeys([*MATRIX, *(m for m, _ in rows)]))
-    for method in methods:
-        cells = [_pct(100 * rows[(method, i)]["mean"], 100 * rows[(method, i)]["std"]) if (method, i) in rows
-                 else NOT_RUN for i in IPCS]
-        out.append(f"| **{method}** (pad-sdk, {profile}) | " + " | ".join(cells) + " | this run |")
-    for name, vals in PUBLISHED.items():
-        out.append(f"| {name} | " + " | ".join(_pct(*vals[i]) for i in IPCS) + " | ANCHORS.md |")
-    out += ["", f"Whole dataset (published, full ConvNet-D3): {WHOLE_DATASET} %.", ""]
+def _distance_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+    """How far each PAD row is from the published DSA, MTT and random rows."""
+    out: list[str] = []
     pad = {i: rows[("pad", i)] for i in IPCS if ("pad", i) in rows}
     if pad:
         out += ["Distance of the PAD row from the published rows (points, ours minus theirs; different protocols "
@@ -96,6 +77,12 @@ def quality_section(profile: str) -> list[str]:
                                                    "random (DC paper, unverified)")]
             out.append(f"| {i} | {m:.1f} | {d[0]:+.1f} | {d[1]:+.1f} | {d[2]:+.1f} |")
         out.append("")
+    return out
+
+
+def _ablation_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+    """Each PAD filter on and off, paired over seeds."""
+    out: list[str] = []
     ablation = [(w, wo) for w, wo in (("pad", "pad[fiex=off]"), ("pad", "pad[fiem=off]"), ("pad", "datm"),
                                       ("pad[fiem=off]", "datm"), ("pad[fiex=off]", "datm"))]
     lines = []
@@ -112,12 +99,64 @@ def quality_section(profile: str) -> list[str]:
         out += ["| comparison | IPC | with % | without % | gain (points) |", "|---|---:|---:|---:|---:|", *lines]
     else:
         out.append(f"{NOT_RUN.capitalize()}: no ablation rows in this record.")
-    shared = record.get("shared_seconds", {})
-    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in shared.items())
+    return out
+
+
+def _quality_records(profile: str) -> list[dict[str, Any]]:
+    """The profile's record and the tagged ones (parts run in parallel processes), main file first."""
+    paths = sorted(RESULTS.glob(f"fmnist_quality.{profile}.*json"), key=lambda p: (p.name.count("."), p.name))
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def quality_section(profile: str) -> list[str]:
+    records = _quality_records(profile)
+    out = [f"## Fashion-MNIST quality, profile `{profile}`", ""]
+    if not records:
+        why = " (no GPU machine was lent; the profile is defined in benchmarks/bench_quality.py)." \
+            if profile == "paper" else "."
+        return [*out, f"Not run: no `fmnist_quality.{profile}.json`{why}", ""]
+    record = records[0]
+    out += [_provenance(r) for r in records[1:]]
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    shared_all: dict[str, float] = {}
+    for r in records:
+        for key, row in _rows(r).items():
+            merged.setdefault(key, row)
+        for k, v in r.get("shared_seconds", {}).items():
+            shared_all[k] = shared_all.get(k, 0.0) + v
+    rows = merged
+    s = record["profile_settings"]
+    data = record["data"]
+    ev = record["evaluation"]
+    out[2:2] = [_provenance(record)]
+    out += ["",
+            f"Settings: preset `{s['preset']}` with overrides `{json.dumps(s['overrides'])}`; "
+            f"training set {data['train']} images ({data.get('subset') or 'all 60,000'}), test set {data['test']} "
+            f"official test images; {s['seeds']} seeds x {s['eval_networks']} evaluation network(s); evaluation "
+            f"{ev['epochs']} epochs, SGD momentum {ev['momentum']}, weight decay {ev['weight_decay']}, lr = learned "
+            f"step size (trajectory methods) or {ev['random_lr']} (real subsets), x0.1 at half, DSA "
+            f"{'on' if ev['augment'] else 'off'}, soft labels for PAD/DATM. Accuracy % mean ± std over seeds.", "",
+            "| method | " + " | ".join(f"IPC {i}" for i in IPCS) + " | source |",
+            "|---|" + "---:|" * len(IPCS) + "---|"]
+    methods = list(dict.fromkeys([*MATRIX, *(m for m, _ in rows)]))
+    for method in methods:
+        cells = [_pct(100 * rows[(method, i)]["mean"], 100 * rows[(method, i)]["std"]) if (method, i) in rows
+                 else NOT_RUN for i in IPCS]
+        out.append(f"| **{method}** (pad-sdk, {profile}) | " + " | ".join(cells) + " | this run |")
+    for name, vals in PUBLISHED.items():
+        out.append(f"| {name} | " + " | ".join(_pct(*vals[i]) for i in IPCS) + " | ANCHORS.md |")
+    out += ["", f"Whole dataset (published, full ConvNet-D3): {WHOLE_DATASET} %.", ""]
+    out += [*_distance_lines(rows), *_ablation_lines(rows)]
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in shared_all.items())
     out += ["", f"Shared costs (computed once, not in the per-run seconds): {seconds or 'none'}. Seconds per "
             "condensation run: " + ", ".join(f"{m} IPC {i} {r['seconds']:.0f} s" for (m, i), r in rows.items()) + ".",
             ""]
     return out
+
+
+def _best(row: dict[str, Any]) -> float:
+    steady = row["all_s"][1:] or row["all_s"]
+    return float(min(steady))
 
 
 def speed_section() -> list[str]:
@@ -132,24 +171,27 @@ def speed_section() -> list[str]:
             continue
         out += [_provenance(record), ""]
         official = name == "distill_fmnist.json"
-        head = "| width | N | batch | full s/it | full peak GiB | recompute s/it | recompute peak GiB | time ratio | " \
-               "memory ratio |"
+        head = ("| width | N | batch | full s/it best (median) | full peak GiB | recompute s/it best (median) | "
+                "recompute peak GiB | time ratio | memory ratio |")
         if official:
             head += " official code s/it | official peak GiB |"
         out += [head, "|" + "---:|" * (head.count("|") - 1)]
         by = {(r["width"], r["syn_steps"], r.get("batch_syn"), r["unroll"]): r for r in record["rows"]}
-        for ratio in record.get("recompute_over_full", []):
-            key = (ratio["width"], ratio["syn_steps"], ratio["batch_syn"])
-            f, r = by[(*key, "full")], by[(*key, "recompute")]
-            line = (f"| {key[0]} | {key[1]} | {key[2] or 'all'} | {f['median_s_per_iteration']:.2f} | "
-                    f"{f['peak_rss_gib']:.2f} | {r['median_s_per_iteration']:.2f} | {r['peak_rss_gib']:.2f} | "
-                    f"{ratio['time_ratio']:.2f}x | {ratio['peak_ratio']:.2f}x |")
+        for key in sorted({k[:3] for k in by}, key=lambda k: (-k[0], k[1], k[2] or 10**9)):
+            f, r = by.get((*key, "full")), by.get((*key, "recompute"))
+            if f is None or r is None:
+                continue
+            line = (f"| {key[0]} | {key[1]} | {key[2] or 'all'} | {_best(f):.1f} ({f['median_s_per_iteration']:.1f}) | "
+                    f"{f['peak_rss_gib']:.2f} | {_best(r):.1f} ({r['median_s_per_iteration']:.1f}) | "
+                    f"{r['peak_rss_gib']:.2f} | {_best(r) / _best(f):.2f}x | "
+                    f"{r['peak_rss_gib'] / f['peak_rss_gib']:.2f}x |")
             if official:
-                s, g = OFFICIAL_CPU.get((key[0], key[1]), (None, None))
-                line += f" ~{s} | {g} |" if s else " - | - |"
+                sec, gib = OFFICIAL_CPU.get((key[0], key[1]), (None, None))
+                line += f" ~{sec} | {gib} |" if sec else " - | - |"
             out.append(line)
-        out += ["", "Median of the iterations after the first; peak = the subprocess's ru_maxrss (includes ~0.3-0.4 "
-                "GiB of interpreter and torch). Ratios are recompute / full from the same run.", ""]
+        out += ["", "s/it: the fastest iteration after the first (median in brackets); on a shared machine the "
+                "fastest is the least disturbed by other jobs. Peak = the subprocess's ru_maxrss (includes ~0.3-0.4 "
+                "GiB of interpreter and torch). Ratios are recompute / full, both from this run.", ""]
         if official:
             out += ["The official-code columns were measured by others on this kind of machine (ANCHORS.md, "
                     "noise up to 25 %), not in this run: compare them with caution; the ratios in this run are the "

@@ -137,3 +137,17 @@ def ray_cluster(ray_nodes: Any) -> Any:
     import ray
 
     return ray
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults.
+
+    The CLI configures structlog globally (as a program should), printing to the stderr of the moment;
+    in-process CLI tests would otherwise leave later tests logging into a closed capture stream.
+    """
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

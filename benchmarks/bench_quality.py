@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,10 @@ import torch
 
 from benchmarks._meta import stamp
 from pad_sdk.api import RawData, load_source, prepare
-from pad_sdk.compare import ComparisonRow, ComparisonTable, _measure
-from pad_sdk.methods import MethodContext, get_method, method_label
+from pad_sdk.compare import ComparisonRow, ComparisonTable, condensed_bytes
+from pad_sdk.core.evaluate import evaluate_set
+from pad_sdk.core.seeding import derive_seed
+from pad_sdk.methods import Method, MethodContext, get_method, method_label
 
 RESULTS = Path(__file__).parent / "results"
 FMNIST = "/usr/share/datasets/fashion-mnist/"
@@ -78,6 +83,32 @@ def output_path(profile: str, tag: str | None = None) -> Path:
     return RESULTS / (f"fmnist_quality.{profile}.{tag}.json" if tag else f"fmnist_quality.{profile}.json")
 
 
+def measure_seeds(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int,
+                  on_seed: Callable[[ComparisonRow], None]) -> ComparisonRow:
+    """:func:`pad_sdk.compare`'s measurement (same seeds, same evaluation networks per seed), reporting the row
+    after every seed so that a run cut short keeps the seeds it finished."""
+    config = context.config(ipc)
+    stages = context.stages(config)
+    accuracies: list[float] = []
+    seconds: list[float] = []
+    row = ComparisonRow(method_label(method), ipc, (), 0.0, 0)
+    for run_index in range(seeds):
+        shared_before = sum(context.shared_seconds.values())
+        started = time.perf_counter()
+        synthetic = method.condense(context, ipc, run_index)
+        seconds.append(time.perf_counter() - started - (sum(context.shared_seconds.values()) - shared_before))
+        result = evaluate_set(
+            synthetic.images, synthetic.label_logits, context.data.test, stages.network_factory(),
+            config.evaluation.recipe(float(synthetic.lr)), seeds=eval_networks,
+            seed=derive_seed(context.seed, 41, run_index), augment=stages.augment, device=stages.device,
+        )
+        accuracies.append(result.mean)
+        row = ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds),
+                            condensed_bytes(synthetic))
+        on_seed(row)
+    return row
+
+
 def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) -> None:
     settings = PROFILES[profile]
     if settings["threads"]:
@@ -89,27 +120,29 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) ->
     done: list[dict[str, Any]] = []
     if resume and path.exists():
         done = json.loads(path.read_text())["rows"]
+    # a row with fewer seeds than the profile's is partial (a run cut short) and is measured again
     rows = [ComparisonRow(r["method"], r["ipc"], tuple(r["accuracies"]), r["seconds"], r["condensed_bytes"])
-            for r in done]
-    seconds: dict[str, float] = {}
+            for r in done if len(r["accuracies"]) >= settings["seeds"]]
+
+    def write(extra: ComparisonRow | None) -> None:
+        table = ComparisonTable(tuple(rows) + ((extra,) if extra else ()), {}, dict(context.shared_seconds))
+        record = stamp(profile=profile, profile_settings=settings,
+                       data={"uri": FMNIST, "train": len(context.data.train), "test": len(context.data.test),
+                             "subset": raw.source.get("train_subset")},
+                       evaluation=context.config(10).evaluation.model_dump(mode="json"), **table.to_dict())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
     for part in parts:
         ipc, methods = PARTS[part]
         for spec in methods:
             method = get_method(spec)
             if any(r.method == method_label(method) and r.ipc == ipc for r in rows):
                 continue
-            rows.append(_measure(context, method, ipc, settings["seeds"], settings["eval_networks"]))
-            seconds = dict(context.shared_seconds)
-            table = ComparisonTable(tuple(rows), {}, seconds)
-            record = stamp(profile=profile, profile_settings=settings,
-                           data={"uri": FMNIST, "train": len(context.data.train), "test": len(context.data.test),
-                                 "subset": raw.source.get("train_subset")},
-                           evaluation=context.config(ipc).evaluation.model_dump(mode="json"),
-                           **table.to_dict())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=2) + "\n")
+            rows.append(measure_seeds(context, method, ipc, settings["seeds"], settings["eval_networks"], write))
+            write(None)
             print(f"{method_label(method)} IPC {ipc}: {100 * rows[-1].mean:.1f} ± {100 * rows[-1].std:.1f} "
-                  f"({rows[-1].seconds:.0f} s/run; shared {seconds})", flush=True)
+                  f"({rows[-1].seconds:.0f} s/run; shared {dict(context.shared_seconds)})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,6 +56,14 @@ def _pct(mean: float, std: float | None) -> str:
     return f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "")
 
 
+def _cell(row: dict[str, Any] | None, seeds: int) -> str:
+    """Mean ± std in %; a run cut short says how many of the profile's seeds it finished."""
+    if row is None:
+        return NOT_RUN
+    done = len(row["accuracies"])
+    return _pct(100 * row["mean"], 100 * row["std"]) + (f" ({done} of {seeds} seeds)" if done < seeds else "")
+
+
 def _rows(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["method"], int(r["ipc"])): r for r in record["rows"]}
 
@@ -140,8 +148,7 @@ def quality_section(profile: str) -> list[str]:
             "|---|" + "---:|" * len(IPCS) + "---|"]
     methods = list(dict.fromkeys([*MATRIX, *(m for m, _ in rows)]))
     for method in methods:
-        cells = [_pct(100 * rows[(method, i)]["mean"], 100 * rows[(method, i)]["std"]) if (method, i) in rows
-                 else NOT_RUN for i in IPCS]
+        cells = [_cell(rows.get((method, i)), s["seeds"]) for i in IPCS]
         out.append(f"| **{method}** (pad-sdk, {profile}) | " + " | ".join(cells) + " | this run |")
     for name, vals in PUBLISHED.items():
         out.append(f"| {name} | " + " | ".join(_pct(*vals[i]) for i in IPCS) + " | ANCHORS.md |")

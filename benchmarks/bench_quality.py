@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -145,13 +146,44 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) ->
                   f"({rows[-1].seconds:.0f} s/run; shared {dict(context.shared_seconds)})", flush=True)
 
 
+LOG_LINE = re.compile(r"compare\.run\s+accuracy=([0-9.]+) ipc=(\d+) method=(\S+) seconds=([0-9.]+) seed=(\d+)")
+
+
+def recover_from_log(profile: str, log: Path, tag: str | None = None) -> None:
+    """Add the seeds that a run cut short had finished (its ``compare.run`` log events) as partial rows of
+    its results file, marked ``recovered_from_log``; rows the file already holds are kept as they are."""
+    path = output_path(profile, tag)
+    record = json.loads(path.read_text())
+    have = {(r["method"], int(r["ipc"])) for r in record["rows"]}
+    found: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
+    for match in LOG_LINE.finditer(log.read_text()):
+        accuracy, ipc, method, seconds, seed = match.groups()
+        found.setdefault((method, int(ipc)), {})[int(seed)] = (float(accuracy), float(seconds))
+    for (method, ipc), seeds in found.items():
+        if (method, ipc) in have:
+            continue
+        accuracies = [seeds[k][0] for k in sorted(seeds)]
+        record["rows"].append({"method": method, "ipc": ipc, "accuracies": accuracies,
+                               "seconds": statistics.fmean(seeds[k][1] for k in seeds), "condensed_bytes": 0,
+                               "mean": statistics.fmean(accuracies),
+                               "std": statistics.pstdev(accuracies) if len(accuracies) > 1 else 0.0,
+                               "recovered_from_log": str(log)})
+        print(f"recovered {method} IPC {ipc}: seeds {sorted(seeds)}")
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
     parser.add_argument("--tag", help="write fmnist_quality.<profile>.<tag>.json (for parts run in parallel)")
+    parser.add_argument("--recover-log", type=Path,
+                        help="add the finished seeds of a run cut short, from its log, as partial rows; no run")
     args = parser.parse_args(argv)
+    if args.recover_log:
+        recover_from_log(args.profile, args.recover_log, args.tag)
+        return
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:

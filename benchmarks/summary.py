@@ -153,6 +153,10 @@ def quality_section(profile: str) -> list[str]:
     for name, vals in PUBLISHED.items():
         out.append(f"| {name} | " + " | ".join(_pct(*vals[i]) for i in IPCS) + " | ANCHORS.md |")
     out += ["", f"Whole dataset (published, full ConvNet-D3): {WHOLE_DATASET} %.", ""]
+    cut = [f"{m} IPC {i}" for (m, i), r in rows.items() if r.get("recovered_from_log")]
+    if cut:
+        out += [f"Cut short by the time box: {', '.join(cut)}; the seeds that finished were recovered from the run's "
+                "log (`python -m benchmarks.bench_quality --recover-log LOG`, log kept next to the JSON).", ""]
     out += [*_distance_lines(rows), *_ablation_lines(rows)]
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in shared_all.items())
     out += ["", f"Shared costs (computed once, not in the per-run seconds): {seconds or 'none'}. Seconds per "

@@ -18,6 +18,7 @@ import torch
 import connectors
 import policies
 from pad_sdk.config import PadConfig, validate_config
+from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
@@ -44,6 +45,8 @@ class RawData:
     test_labels: torch.Tensor
     class_names: tuple[str, ...]
     source: dict[str, Any]
+    test_groups: np.ndarray | None = None
+    group_column: str | None = None
 
 
 def load_source(
@@ -73,7 +76,8 @@ def load_source(
                 everything.row_ids[plan.train_rows],
             )
             test = connectors.Batch(
-                everything.images[plan.holdout_rows], everything.labels[plan.holdout_rows], None,
+                everything.images[plan.holdout_rows], everything.labels[plan.holdout_rows],
+                None if everything.groups is None else everything.groups[plan.holdout_rows],
                 everything.row_ids[plan.holdout_rows],
             )
             split_record = plan.to_dict()
@@ -83,6 +87,7 @@ def load_source(
         tuple(schema.class_names),
         {"uri": schema.uri, "fingerprint": schema.fingerprint, "stored_bytes": schema.stored_bytes,
          "rows": schema.num_rows, "format": schema.format, "split": split_record},
+        test_groups=test.groups, group_column=schema.group_column,
     )
 
 
@@ -138,7 +143,7 @@ def prepare(raw: RawData, *, zca: bool) -> PreparedData:
     k = len(raw.class_names)
     return PreparedData(
         LabelledImages(train_x, raw.train_labels, k), LabelledImages(test_x, raw.test_labels, k),
-        raw.class_names, norm, whitening,
+        raw.class_names, norm, whitening, test_groups=raw.test_groups, group_column=raw.group_column,
     )
 
 
@@ -270,15 +275,22 @@ def sweep(
             full = shared.get(f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}")
             if full is None:
                 full = shared[f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"] = stages.evaluate_full()
+            condensed_eval = engine.evaluate_synthetic(stages, synthetic)
+            random_eval = stages.evaluate_random() if cfg.evaluation.random_baseline else None
             accuracy = AccuracyReport(
-                engine.evaluate_synthetic(stages, synthetic),
-                stages.evaluate_random() if cfg.evaluation.random_baseline else None,
-                full,
+                condensed_eval, random_eval, full,
+                group_accuracy=group_accuracy(data, {"full": full, "random": random_eval,
+                                                     "condensed": condensed_eval}),
+                cross_architecture={arch: stages.evaluate_synthetic(synthetic, architecture=arch)
+                                    for arch in cfg.evaluation.architectures} or None,
             )
         total = time.perf_counter() - (started if not results else run_started)
         timings = {**stages.timings, "total": total}
         kept_share = stages.pruning_kept_share(shared.get("orders"))
-        verdict = _judge(run_policy, accuracy, data.class_names, cfg, timings, strict, kept_share)
+        # what a policy judges, kept with the result so that a report can judge a run made without a policy
+        measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column),
+                        **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})}
+        verdict = _judge(run_policy, measurements, strict)
         condensed = CondensedSet(
             images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
             label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels and trajectory else None,
@@ -291,9 +303,7 @@ def sweep(
             condensed=condensed, config=cfg, accuracy=accuracy, verdict=verdict, timings=timings,
             loss_history=tuple(r.loss for r in history), source=raw.source,
             policy=None if run_policy is None else run_policy.model_dump(mode="json"),
-            # what a policy judges, kept so that a report can judge a run made without one
-            measurements={**measured_results(accuracy, data.class_names, cfg, timings),
-                          **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})},
+            measurements=measurements,
         ))
     return results
 
@@ -337,7 +347,7 @@ def _experts(engine: Runtime, stages: Stages, shared: dict[str, Any], trajectory
 
 
 def measured_results(accuracy: AccuracyReport | None, class_names: tuple[str, ...], config: PadConfig,
-                     timings: Mapping[str, float]) -> dict[str, Any]:
+                     timings: Mapping[str, float], group_column: str | None = None) -> dict[str, Any]:
     """The measurements a policy judges, as the plain mapping ``policies`` accepts."""
     results: dict[str, Any] = {"ipc": config.ipc, "iterations": config.distill.iterations,
                                "wall_time_s": timings.get("total"), "class_names": class_names}
@@ -351,7 +361,30 @@ def measured_results(accuracy: AccuracyReport | None, class_names: tuple[str, ..
         if accuracy.full is not None:
             results["full_accuracy"] = accuracy.full.mean
             results["per_class_recall_full"] = _finite(class_names, accuracy.full.per_class_recall)
+        if accuracy.group_accuracy is not None:
+            results["group_accuracy"] = {group_column or "group": {
+                group: row["condensed"] for group, row in accuracy.group_accuracy.items() if "condensed" in row}}
     return results
+
+
+def group_accuracy(data: PreparedData, evaluations: Mapping[str, EvalResult | None]
+                   ) -> dict[str, dict[str, float]] | None:
+    """Holdout accuracy per value of the source's group column, for each evaluated set (None without groups).
+
+    Uses each evaluation's per-example correctness (mean over its networks), so the group accuracies
+    weighted by group size add up to the overall accuracy.
+    """
+    if data.test_groups is None:
+        return None
+    groups = np.asarray(data.test_groups).astype(str)
+    table: dict[str, dict[str, float]] = {}
+    for value in sorted(set(groups.tolist())):
+        members = torch.from_numpy(groups == value)
+        row = {name: float(result.example_correct[members].mean())
+               for name, result in evaluations.items()
+               if result is not None and result.example_correct is not None}
+        table[value] = row
+    return table
 
 
 def _finite(class_names: tuple[str, ...], values: tuple[float, ...]) -> dict[str, float]:
@@ -359,13 +392,8 @@ def _finite(class_names: tuple[str, ...], values: tuple[float, ...]) -> dict[str
     return {name: v for name, v in zip(class_names, values, strict=True) if v == v}
 
 
-def _judge(policy: policies.RunPolicy | None, accuracy: AccuracyReport | None, class_names: tuple[str, ...],
-           config: PadConfig, timings: Mapping[str, float], strict: bool,
-           kept_share: Mapping[str, float] | None) -> Any:
+def _judge(policy: policies.RunPolicy | None, measurements: Mapping[str, Any], strict: bool) -> Any:
     if policy is None:
         return None
-    results = measured_results(accuracy, class_names, config, timings)
-    if kept_share is not None:
-        results["pruning_kept_share"] = dict(kept_share)
     with translated_errors():
-        return policy.judge(results, strict=strict)
+        return policy.judge(dict(measurements), strict=strict)

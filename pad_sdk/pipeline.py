@@ -73,6 +73,8 @@ class PreparedData:
     class_names: tuple[str, ...]
     normalisation: Normalisation
     zca: ZCAWhitening | None = None
+    test_groups: np.ndarray | None = None  # (N_test,) group value of each holdout example, if the source has one
+    group_column: str | None = None
 
 
 def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:

@@ -112,6 +112,8 @@ class AccuracyReport:
     condensed: EvalResult
     random: EvalResult | None
     full: EvalResult | None
+    group_accuracy: dict[str, dict[str, float]] | None = None  # group value -> {"full"|"random"|"condensed": acc}
+    cross_architecture: dict[str, EvalResult] | None = None  # network name -> condensed-set evaluation
 
     @property
     def retention(self) -> float | None:
@@ -126,6 +128,9 @@ class AccuracyReport:
             "random": None if self.random is None else self.random.to_dict(),
             "full": None if self.full is None else self.full.to_dict(),
             "retention": self.retention,
+            "group_accuracy": self.group_accuracy,
+            "cross_architecture": None if self.cross_architecture is None else {
+                arch: result.to_dict() for arch, result in self.cross_architecture.items()},
         }
 
 

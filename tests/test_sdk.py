@@ -147,3 +147,28 @@ def test_sweep_shares_experts_across_ipcs(digits) -> None:  # type: ignore[no-un
     results = pad_sdk.sweep(images, labels, ipcs=[1, 2], preset="tiny")
     assert [r.config.ipc for r in results] == [1, 2]
     assert "experts" in results[0].timings and "experts" not in results[1].timings
+
+
+def test_group_and_cross_architecture_accuracy(digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import connectors
+
+    images, labels, _ = digits
+    regions = np.where(np.arange(labels.size) % 3 == 0, "north", "south")
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(images.reshape(-1)), 64)
+    pq.write_table(pa.table({"image": flat, "label": labels, "region": regions}), tmp_path / "d.parquet")
+    result = pad_sdk.distill(str(tmp_path / "d.parquet"), ipc=1, preset="tiny", group_column="region",
+                             overrides={"evaluation": {"architectures": ["mlp"]}})
+    acc = result.accuracy
+    assert acc is not None and acc.group_accuracy is not None and acc.cross_architecture is not None
+    assert set(acc.group_accuracy) == {"north", "south"}
+    assert set(acc.group_accuracy["north"]) == {"full", "random", "condensed"}
+    # the group accuracies, weighted by the holdout's group sizes, add up to the overall accuracy
+    holdout = connectors.stratified_split(labels, 0.2, 0).holdout_rows
+    sizes = {g: int((regions[holdout] == g).sum()) for g in ("north", "south")}
+    weighted = sum(acc.group_accuracy[g]["condensed"] * n for g, n in sizes.items()) / sum(sizes.values())
+    assert weighted == pytest.approx(acc.condensed.mean, abs=1e-6)
+    assert len(acc.cross_architecture["mlp"].accuracies) == result.config.evaluation.seeds
+    assert set(result.measurements["group_accuracy"]["region"]) == {"north", "south"}

@@ -7,15 +7,23 @@ epochs, DSA on every batch, soft labels, mean +- std over several independently 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
-from pad_sdk.core.training import LabelledImages, TrainRecipe, measure_accuracy, predict_logits, train_network
+from pad_sdk.core.training import (
+    Accuracy,
+    LabelledImages,
+    TrainRecipe,
+    measure_accuracy,
+    predict_logits,
+    train_network,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class EvalResult:
     accuracies: tuple[float, ...]
     per_class_recall: tuple[float, ...]
     train_seconds: float
+    # (N_test,) share of the networks that classified each test example correctly; kept out of to_dict()
+    example_correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def mean(self) -> float:
@@ -44,6 +54,36 @@ class EvalResult:
         }
 
 
+def train_and_test(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    test: LabelledImages,
+    build_network: Callable[[], nn.Module],
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    index: int,
+    augment: DiffAugment | None = None,
+    device: torch.device | None = None,
+) -> tuple[Accuracy, torch.Tensor]:
+    """Network ``index`` of an evaluation: train it from its own seeded initialisation on images (S, C, H, W)
+    with targets (S,) or label logits (S, K); return its test accuracy and per-example correctness (N_test,)."""
+    device = device or images.device
+    net_seed = derive_seed(seed, 7, index)
+    network = seeded(net_seed, build_network).to(device)
+    train_network(network, images.detach().to(device), targets.detach().to(device), recipe,
+                  generator=make_generator(net_seed), augment=augment)
+    logits = predict_logits(network, test.images.to(device)).cpu()
+    return measure_accuracy(logits, test.labels, test.num_classes), logits.argmax(dim=1) == test.labels
+
+
+def summarise(runs: Sequence[tuple[Accuracy, torch.Tensor]], num_classes: int, seconds: float) -> EvalResult:
+    """Combine the networks of one evaluation (from :func:`train_and_test`) into an :class:`EvalResult`."""
+    recall = tuple(statistics.fmean(acc.per_class_recall[c] for acc, _ in runs) for c in range(num_classes))
+    correct = torch.stack([hits.float() for _, hits in runs]).mean(dim=0)
+    return EvalResult(tuple(acc.accuracy for acc, _ in runs), recall, seconds, correct)
+
+
 def evaluate_set(
     images: torch.Tensor,
     targets: torch.Tensor,
@@ -60,23 +100,13 @@ def evaluate_set(
 
     Every network starts from a different seeded initialisation; the test set is never trained on.
     """
-    import time
-
-    device = device or images.device
-    x, y = images.detach().to(device), targets.detach().to(device)
-    accuracies: list[float] = []
-    recalls: list[tuple[float, ...]] = []
     started = time.perf_counter()
-    for k in range(seeds):
-        net_seed = derive_seed(seed, 7, k)
-        network = seeded(net_seed, build_network).to(device)
-        train_network(network, x, y, recipe, generator=make_generator(net_seed), augment=augment)
-        logits = predict_logits(network, test.images.to(device)).cpu()
-        measured = measure_accuracy(logits, test.labels, test.num_classes)
-        accuracies.append(measured.accuracy)
-        recalls.append(measured.per_class_recall)
-    mean_recall = tuple(statistics.fmean(r[c] for r in recalls) for c in range(test.num_classes))
-    return EvalResult(tuple(accuracies), mean_recall, time.perf_counter() - started)
+    runs = [
+        train_and_test(images, targets, test, build_network, recipe, seed=seed, index=k, augment=augment,
+                       device=device)
+        for k in range(seeds)
+    ]
+    return summarise(runs, test.num_classes, time.perf_counter() - started)
 
 
 def random_subset(labels: torch.Tensor, num_classes: int, ipc: int, generator: torch.Generator) -> torch.Tensor:

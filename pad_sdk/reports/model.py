@@ -206,14 +206,14 @@ def _accuracy(result: DistillResult) -> AccuracySection:
     acc = result.accuracy
     if acc is None:
         return AccuracySection(condensed=None, random=None, full=None, retention=None)
-    # Group and cross-architecture results are filled once the core measures them (optional attributes).
     return AccuracySection(
         condensed=EvalSummary.of(acc.condensed),
         random=None if acc.random is None else EvalSummary.of(acc.random),
         full=None if acc.full is None else EvalSummary.of(acc.full),
         retention=acc.retention,
-        group_accuracy=getattr(acc, "group_accuracy", None) or getattr(result, "group_accuracy", None),
-        cross_architecture=getattr(acc, "cross_architecture", None),
+        group_accuracy=acc.group_accuracy,
+        cross_architecture=None if not acc.cross_architecture else {
+            arch: {"mean": r.mean, "std": r.std} for arch, r in acc.cross_architecture.items()},
     )
 
 

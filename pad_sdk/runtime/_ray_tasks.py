@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from pad_sdk.config import PadConfig
+from pad_sdk.core.evaluate import train_and_test
 from pad_sdk.core.experts import ExpertPlan
-from pad_sdk.core.seeding import derive_seed, make_generator, seeded
-from pad_sdk.core.training import measure_accuracy, predict_logits, train_network
+from pad_sdk.core.seeding import derive_seed
+from pad_sdk.core.training import Accuracy
 from pad_sdk.pipeline import PreparedData, Stages
 from pad_sdk.trajectories import TrajectoryStore
 
@@ -36,21 +37,12 @@ def train_expert_task(payload: tuple[PadConfig, PreparedData, ExpertPlan], store
 
 
 def evaluate_seed(payload: tuple[PadConfig, PreparedData, Any], k: int, seed: int,
-                  threads: int) -> tuple[float, tuple[float, ...]]:
-    """Seed ``k`` of :func:`pad_sdk.core.evaluate.evaluate_set` for the condensed set: (accuracy, recalls).
-
-    Mirrors one turn of ``evaluate_set``'s loop (same network seed ``derive_seed(seed, 7, k)``, same
-    generator), so k tasks give the numbers the in-process runtime gives.
-    """
+                  threads: int) -> tuple[Accuracy, torch.Tensor]:
+    """Network ``k`` of :func:`pad_sdk.core.evaluate.evaluate_set` for the condensed set (the same seeds and
+    code as the in-process runtime, so k tasks give the numbers it gives)."""
     torch.set_num_threads(threads)
     config, data, synthetic = payload
     stages = Stages(config, data)
-    recipe = config.evaluation.recipe(float(synthetic.lr))
-    net_seed = derive_seed(seed, 7, k)
-    network = seeded(net_seed, stages.network_factory()).to(stages.device)
-    x, y = synthetic.images.to(stages.device), synthetic.label_logits.to(stages.device)
-    train_network(network, x, y, recipe, generator=make_generator(net_seed), augment=stages.augment)
-    test = data.test
-    measured = measure_accuracy(predict_logits(network, test.images.to(stages.device)).cpu(), test.labels,
-                                test.num_classes)
-    return measured.accuracy, measured.per_class_recall
+    return train_and_test(synthetic.images, synthetic.label_logits, data.test, stages.network_factory(),
+                          config.evaluation.recipe(float(synthetic.lr)), seed=seed, index=k,
+                          augment=stages.augment, device=stages.device)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import tempfile
 import time
 import uuid
@@ -34,7 +33,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
-from pad_sdk.core.evaluate import EvalResult
+from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.seeding import derive_seed
 from pad_sdk.errors import ConfigError, WorkerError
@@ -311,12 +310,9 @@ class RayRuntime(BaseModel):
         except ray.exceptions.RayError as exc:
             raise RayRunError(f"evaluation failed in run {self.run_id}: {exc}", run_id=self.run_id,
                               iteration=None, storage=self._storage().url) from exc
-        accuracies = tuple(m[0] for m in measured)
-        classes = stages.data.test.num_classes
-        recall = tuple(statistics.fmean(m[1][c] for m in measured) for c in range(classes))  # as evaluate_set
         stages._timed("evaluation", started)
         stages.on_event("evaluate", settings.seeds, settings.seeds, what="condensed")
-        return EvalResult(accuracies, recall, time.perf_counter() - started)
+        return summarise(measured, stages.data.test.num_classes, time.perf_counter() - started)
 
 
 def _digest(value: Any) -> str:

@@ -280,6 +280,7 @@ class Stages:
             augment=self.augment, device=self.device,
         )
         self._timed("evaluation", started)
+        self.on_event("evaluate", settings.seeds, settings.seeds, what="condensed")
         return result
 
     def evaluate_random(self, ipc: int | None = None) -> EvalResult:

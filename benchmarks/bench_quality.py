@@ -151,9 +151,10 @@ LOG_LINE = re.compile(r"compare\.run\s+accuracy=([0-9.]+) ipc=(\d+) method=(\S+)
 
 def recover_from_log(profile: str, log: Path, tag: str | None = None) -> None:
     """Add the seeds that a run cut short had finished (its ``compare.run`` log events) as partial rows of
-    its results file, marked ``recovered_from_log``; rows the file already holds are kept as they are."""
+    its results file, marked ``recovered_from_log``; complete rows the file already holds are kept as they are."""
     path = output_path(profile, tag)
     record = json.loads(path.read_text())
+    record["rows"] = [r for r in record["rows"] if not r.get("recovered_from_log")]  # recovered again below
     have = {(r["method"], int(r["ipc"])) for r in record["rows"]}
     found: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
     for match in LOG_LINE.finditer(log.read_text()):

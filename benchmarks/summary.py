@@ -46,8 +46,9 @@ def _command(text: str) -> str:
 
 def _provenance(record: dict[str, Any]) -> str:
     m = record.get("machine", {})
-    where = (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB, "
-             f"GPU {m.get('gpu') or 'none'}, load average {m.get('load_average', '?')}") if isinstance(m, dict) else m
+    where = (f"{m.get('cpu', m.get('platform', '?'))}, {m.get('cores', m.get('cpus', '?'))} cores, "
+             f"{m.get('memory_gib', '?')} GiB, GPU {m.get('gpu') or 'none'}, "
+             f"load average {m.get('load_average', m.get('note', '?'))}") if isinstance(m, dict) else m
     return (f"_`{_command(record.get('command', '?'))}` at commit `{record.get('commit', '?')}`, "
             f"{record.get('timestamp', '?')}; {where}._")
 
@@ -200,6 +201,9 @@ def speed_section() -> list[str]:
                 sec, gib = OFFICIAL_CPU.get((key[0], key[1]), (None, None))
                 line += f" ~{sec} | {gib} |" if sec else " - | - |"
             out.append(line)
+        if max(record.get("machine", {}).get("load_average", [0])) > 4:
+            out += ["", "**Measured while other jobs loaded both cores (see the load average above): the absolute "
+                    "times and the time ratios of this table are noisy; the memory figures are not.**"]
         out += ["", "s/it: the fastest iteration after the first (median in brackets); on a shared machine the "
                 "fastest is the least disturbed by other jobs. Peak = the subprocess's ru_maxrss (includes ~0.3-0.4 "
                 "GiB of interpreter and torch). Ratios are recompute / full, both from this run.", ""]
@@ -263,13 +267,23 @@ def ray_section() -> list[str]:
     return out
 
 
+def _contended() -> list[str]:
+    """Records of runs repeated because other jobs saturated the cores; kept, not used in the tables."""
+    names = sorted(p.name for p in RESULTS.glob("*contended*.json"))
+    if not names:
+        return []
+    return ["## Runs repeated on a quieter machine", "",
+            "These records were measured while other jobs saturated both cores (load average 5-9); their times "
+            f"swung by up to 7x between settings, so the tables above use the repeats: {', '.join(names)}.", ""]
+
+
 def write_summary(profile: str = "cpu") -> str:
     parts = ["# pad-sdk benchmarks", "",
              "Written by `make bench` (`python -m benchmarks.run`); every figure below comes from a JSON record in "
              "this folder, with its command, commit, machine and time stamp. Absolute CPU times on a shared "
              "two-core machine are noisy: compare the ratios measured within one run.", "",
              *quality_section("cpu"), *quality_section("paper"), *speed_section(), *scaling_section(),
-             *connectors_section(), *ray_section(), *PROTOCOL]
+             *connectors_section(), *ray_section(), *_contended(), *PROTOCOL]
     text = "\n".join(parts).rstrip() + "\n"
     (RESULTS / "SUMMARY.md").write_text(text)
     return text

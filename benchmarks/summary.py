@@ -57,6 +57,12 @@ def _pct(mean: float, std: float | None) -> str:
     return f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "")
 
 
+def _subset(subset: dict[str, Any] | None) -> str:
+    if not subset:
+        return "all 60,000"
+    return f"stratified subset of the official train split: {subset['per_class']} per class, seed {subset['seed']}"
+
+
 def _cell(row: dict[str, Any] | None, seeds: int) -> str:
     """Mean ± std in %; a run cut short says how many of the profile's seeds it finished."""
     if row is None:
@@ -75,16 +81,18 @@ def _distance_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
     pad = {i: rows[("pad", i)] for i in IPCS if ("pad", i) in rows}
     if pad:
         out += ["Distance of the PAD row from the published rows (points, ours minus theirs; different protocols "
-                "and budgets, see below):", "", "| IPC | PAD (ours) | − DSA | − MTT (FRePo) | − random (DC paper) |",
-                "|---:|---:|---:|---:|---:|"]
+                "and budgets, see below):", "", "| IPC | PAD (ours) | − DSA | − MTT (FRePo) | − random (DC paper) | "
+                "− random (ours, same protocol) |",
+                "|---:|---:|---:|---:|---:|---:|"]
         for i in IPCS:
             if i not in pad:
-                out.append(f"| {i} | {NOT_RUN} | - | - | - |")
+                out.append(f"| {i} | {NOT_RUN} | - | - | - | - |")
                 continue
             m = 100 * pad[i]["mean"]
             d = [m - PUBLISHED[k][i][0] for k in ("DSA", "MTT (FRePo re-run, unverified)",
                                                    "random (DC paper, unverified)")]
-            out.append(f"| {i} | {m:.1f} | {d[0]:+.1f} | {d[1]:+.1f} | {d[2]:+.1f} |")
+            ours = f"{m - 100 * rows[('random', i)]['mean']:+.1f}" if ("random", i) in rows else "-"
+            out.append(f"| {i} | {m:.1f} | {d[0]:+.1f} | {d[1]:+.1f} | {d[2]:+.1f} | {ours} |")
         out.append("")
     return out
 
@@ -140,7 +148,7 @@ def quality_section(profile: str) -> list[str]:
     out[2:2] = [_provenance(record)]
     out += ["",
             f"Settings: preset `{s['preset']}` with overrides `{json.dumps(s['overrides'])}`; "
-            f"training set {data['train']} images ({data.get('subset') or 'all 60,000'}), test set {data['test']} "
+            f"training set {data['train']} images ({_subset(data.get('subset'))}), test set {data['test']} "
             f"official test images; {s['seeds']} seeds x {s['eval_networks']} evaluation network(s); evaluation "
             f"{ev['epochs']} epochs, SGD momentum {ev['momentum']}, weight decay {ev['weight_decay']}, lr = learned "
             f"step size (trajectory methods) or {ev['random_lr']} (real subsets), x0.1 at half, DSA "

@@ -13,6 +13,7 @@ the (pruned) pool and return hard labels with the evaluation step size of the ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -72,18 +73,7 @@ class GradientMatchingMethod:
         )
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
-        config = context.config(ipc)
-        stages = context.stages(config)
-        pools = context.real_pools(config, self.fiex)
-        images, classes = _initial_images(context, pools, ipc, seed)
-        real = [context.data.train.images[pool] for pool in pools]
-        result = gradient_matching(
-            images, classes, real, stages.network_factory(), self.settings(context.preset, ipc),
-            seed=derive_seed(context.seed, 72, ipc, seed),
-            generator=make_generator(derive_seed(context.seed, 73, seed)),
-            augment=stages.augment,
-        )
-        return hard_labelled(context, result, classes, config.evaluation.random_lr)
+        return _condense(context, ipc, seed, self.fiex, gradient_matching, self.settings(context.preset, ipc), 72)
 
 
 @dataclass(frozen=True)
@@ -106,15 +96,25 @@ class DistributionMatchingMethod:
         )
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
-        config = context.config(ipc)
-        stages = context.stages(config)
-        pools = context.real_pools(config, self.fiex)
-        images, classes = _initial_images(context, pools, ipc, seed)
-        real = [context.data.train.images[pool] for pool in pools]
-        result = distribution_matching(
-            images, classes, real, stages.network_factory(), self.settings(context.preset, ipc),
-            seed=derive_seed(context.seed, 74, ipc, seed),
-            generator=make_generator(derive_seed(context.seed, 75, seed)),
-            augment=stages.augment,
-        )
-        return hard_labelled(context, result, classes, config.evaluation.random_lr)
+        return _condense(context, ipc, seed, self.fiex, distribution_matching, self.settings(context.preset, ipc),
+                         74)
+
+
+def _condense(context: MethodContext, ipc: int, seed: int, fiex: bool, match: Any, settings: Any,
+              stream: int) -> SyntheticSet:
+    """Shared by DC and DM: real pools (pruned when ``fiex``), real initial images, ``match`` them, hard labels.
+
+    ``stream`` separates the two methods' seeds (``stream`` for networks, ``stream + 1`` for the generator).
+    """
+    config = context.config(ipc)
+    stages = context.stages(config)
+    pools = context.real_pools(config, fiex)
+    images, classes = _initial_images(context, pools, ipc, seed)
+    real = [context.data.train.images[pool] for pool in pools]
+    result = match(
+        images, classes, real, stages.network_factory(), settings,
+        seed=derive_seed(context.seed, stream, ipc, seed),
+        generator=make_generator(derive_seed(context.seed, stream + 1, seed)),
+        augment=stages.augment,
+    )
+    return hard_labelled(context, result, classes, config.evaluation.random_lr)

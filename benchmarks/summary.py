@@ -179,6 +179,11 @@ def _best(row: dict[str, Any]) -> float:
     return float(min(steady))
 
 
+def _unstable(row: dict[str, Any]) -> bool:
+    times = row["all_s"][1:] or row["all_s"]
+    return max(times) > 1.5 * min(times)
+
+
 def speed_section() -> list[str]:
     out = ["## Distillation iteration: time and peak memory against N and synthetic batch", ""]
     for name, title in (("distill_fmnist.json", "Fashion-MNIST 28x28x1, ConvNet-D3, IPC 10 (all 100 images "
@@ -201,7 +206,9 @@ def speed_section() -> list[str]:
             f, r = by.get((*key, "full")), by.get((*key, "recompute"))
             if f is None or r is None:
                 continue
-            line = (f"| {key[0]} | {key[1]} | {key[2] or 'all'} | {_best(f):.1f} ({f['median_s_per_iteration']:.1f}) | "
+            flag = " †" if _unstable(f) or _unstable(r) else ""
+            line = (f"| {key[0]} | {key[1]}{flag} | {key[2] or 'all'} | "
+                    f"{_best(f):.1f} ({f['median_s_per_iteration']:.1f}) | "
                     f"{f['peak_rss_gib']:.2f} | {_best(r):.1f} ({r['median_s_per_iteration']:.1f}) | "
                     f"{r['peak_rss_gib']:.2f} | {_best(r) / _best(f):.2f}x | "
                     f"{r['peak_rss_gib'] / f['peak_rss_gib']:.2f}x |")
@@ -212,6 +219,8 @@ def speed_section() -> list[str]:
         if max(record.get("machine", {}).get("load_average", [0])) > 4:
             out += ["", "**Measured while other jobs loaded both cores (see the load average above): the absolute "
                     "times and the time ratios of this table are noisy; the memory figures are not.**"]
+        out += ["", "†: iteration times of this setting (all after the first) differ by more than 1.5x (other jobs); "
+                "its time ratio is not reliable, its memory figures are."]
         out += ["", "s/it: the fastest iteration after the first (median in brackets); on a shared machine the "
                 "fastest is the least disturbed by other jobs. Peak = the subprocess's ru_maxrss (includes ~0.3-0.4 "
                 "GiB of interpreter and torch). Ratios are recompute / full, both from this run.", ""]

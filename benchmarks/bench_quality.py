@@ -17,7 +17,6 @@ import argparse
 import json
 import re
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,7 @@ import torch
 
 from benchmarks._meta import stamp
 from pad_sdk.api import RawData, load_source, prepare
-from pad_sdk.compare import ComparisonRow, ComparisonTable, condensed_bytes
-from pad_sdk.core.evaluate import evaluate_set
-from pad_sdk.core.seeding import derive_seed
+from pad_sdk.compare import ComparisonRow, ComparisonTable, measure
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
 
 RESULTS = Path(__file__).parent / "results"
@@ -88,26 +85,7 @@ def measure_seeds(context: MethodContext, method: Method, ipc: int, seeds: int, 
                   on_seed: Callable[[ComparisonRow], None]) -> ComparisonRow:
     """:func:`pad_sdk.compare`'s measurement (same seeds, same evaluation networks per seed), reporting the row
     after every seed so that a run cut short keeps the seeds it finished."""
-    config = context.config(ipc)
-    stages = context.stages(config)
-    accuracies: list[float] = []
-    seconds: list[float] = []
-    row = ComparisonRow(method_label(method), ipc, (), 0.0, 0)
-    for run_index in range(seeds):
-        shared_before = sum(context.shared_seconds.values())
-        started = time.perf_counter()
-        synthetic = method.condense(context, ipc, run_index)
-        seconds.append(time.perf_counter() - started - (sum(context.shared_seconds.values()) - shared_before))
-        result = evaluate_set(
-            synthetic.images, synthetic.label_logits, context.data.test, stages.network_factory(),
-            config.evaluation.recipe(float(synthetic.lr)), seeds=eval_networks,
-            seed=derive_seed(context.seed, 41, run_index), augment=stages.augment, device=stages.device,
-        )
-        accuracies.append(result.mean)
-        row = ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds),
-                            condensed_bytes(synthetic))
-        on_seed(row)
-    return row
+    return measure(context, method, ipc, seeds, eval_networks, on_seed)
 
 
 def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) -> None:

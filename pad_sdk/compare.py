@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -159,15 +159,17 @@ def compare(
                       source_options={})
     first = preset_config(preset, ipcs[0], {**dict(overrides or {}), "seed": seed})
     context = MethodContext(prepare(raw, zca=first.zca), preset, dict(overrides or {}), seed, on_event)
-    rows = [_measure(context, method, size, seeds, eval_networks) for size in ipcs for method in chosen]
+    rows = [measure(context, method, size, seeds, eval_networks) for size in ipcs for method in chosen]
     settings = {"preset": preset, "ipc": ipcs, "seeds": seeds, "eval_networks": eval_networks, "seed": seed,
                 "overrides": dict(overrides or {}), "evaluation": first.evaluation.model_dump(mode="json"),
                 "train": len(context.data.train), "holdout": len(context.data.test)}
     return ComparisonTable(tuple(rows), settings, dict(context.shared_seconds))
 
 
-def _measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int) -> ComparisonRow:
-    """Condense and evaluate ``method`` at ``ipc`` for every seed."""
+def measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int,
+            on_seed: Callable[[ComparisonRow], None] | None = None) -> ComparisonRow:
+    """Condense and evaluate ``method`` at ``ipc`` for every seed; ``on_seed`` receives the row so far after each
+    seed (a benchmark cut short keeps the seeds it finished)."""
     config = context.config(ipc)
     stages = context.stages(config)
     accuracies: list[float] = []
@@ -188,4 +190,6 @@ def _measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_
         size = condensed_bytes(synthetic)
         log.info("compare.run", method=method_label(method), ipc=ipc, seed=run, accuracy=round(result.mean, 4),
                  seconds=round(seconds[-1], 1))
+        if on_seed is not None:
+            on_seed(ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size))
     return ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size)

@@ -58,7 +58,8 @@ def command() -> str:
     return " ".join(["python", script, *sys.argv[1:]])
 
 
-def stamp(**extra: Any) -> dict[str, Any]:
-    """The header of a results file."""
-    return {"command": command(), "commit": commit(),
+def stamp(*, at_commit: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The header of a results file. A long run passes ``at_commit``, the commit read when it started, so that
+    commits made while it runs do not relabel its figures."""
+    return {"command": command(), "commit": at_commit or commit(),
             "machine": machine(), "timestamp": datetime.now(UTC).isoformat(timespec="seconds"), **extra}

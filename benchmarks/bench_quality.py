@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._meta import stamp
+from benchmarks._meta import commit, stamp
 from pad_sdk.api import RawData, load_source, prepare
 from pad_sdk.compare import ComparisonRow, ComparisonTable, measure
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
@@ -43,7 +43,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "overrides": {"network": {"width": 32},
                           "scoring": {"runs": 2, "epochs": 5, "batch_size": 64},
                           "experts": {"num_experts": 4, "epochs": 20, "batch_size": 64},
-                          "distill": {"iterations": 100, "syn_steps": 20},
+                          # batch_syn 100 changes nothing at IPC 1 and 10 (all images each step); at IPC 50
+                          # each of the 20 steps takes 100 of the 500 images, so an iteration costs as at IPC 10
+                          "distill": {"iterations": 100, "syn_steps": 20, "batch_syn": 100},
                           "evaluation": {"epochs": 200, "batch_size": 128}}},
     "paper": {"preset": "paper", "train_per_class": None, "seeds": 3, "eval_networks": 5, "threads": None,
               "overrides": {}},
@@ -96,6 +98,7 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) ->
     context = MethodContext(prepare(raw, zca=settings["preset"] == "paper"), settings["preset"],
                             settings["overrides"], 0)
     path = output_path(profile, tag)
+    started_at = commit()  # the code this run imported; later commits must not relabel its figures
     done: list[dict[str, Any]] = []
     if resume and path.exists():
         done = json.loads(path.read_text())["rows"]
@@ -105,7 +108,7 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) ->
 
     def write(extra: ComparisonRow | None) -> None:
         table = ComparisonTable(tuple(rows) + ((extra,) if extra else ()), {}, dict(context.shared_seconds))
-        record = stamp(profile=profile, profile_settings=settings,
+        record = stamp(at_commit=started_at, profile=profile, profile_settings=settings,
                        data={"uri": FMNIST, "train": len(context.data.train), "test": len(context.data.test),
                              "subset": raw.source.get("train_subset")},
                        evaluation=context.config(10).evaluation.model_dump(mode="json"), **table.to_dict())

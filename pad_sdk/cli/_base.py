@@ -211,6 +211,12 @@ Holdout = Annotated[float, typer.Option(help="holdout share when the source has 
 RuntimeName = Annotated[str, typer.Option("--runtime", help="where to run: local (this process) or ray")]
 Workers = Annotated[int, typer.Option(help="Ray: distillation workers")]
 Address = Annotated[str | None, typer.Option(help="Ray: cluster address (default RAY_ADDRESS, else a local one)")]
+RunId = Annotated[str | None, typer.Option("--run-id", help="Ray: run id; rerunning with the same --run-id and "
+                                          "--ray-storage resumes an interrupted run (default: a new id, printed "
+                                          "at the start)")]
+RayStorage = Annotated[str | None, typer.Option("--ray-storage", help="Ray: fsspec URL shared by all workers for "
+                                                "checkpoints and trajectories, e.g. s3://bucket/pad-runs/ "
+                                                "(default: a directory under the system temp directory)")]
 Endpoint = Annotated[str | None, typer.Option(help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")]
 StorageOpts = Annotated[list[str] | None, typer.Option("--storage-option", help="fsspec storage option KEY=VALUE, "
                                                        "e.g. key=..., secret=..., anon=true (repeatable)")]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
+import pydantic
 import typer
 from rich.table import Table
 
@@ -28,7 +32,9 @@ from pad_sdk.cli._base import (
     Overwrite,
     PolicyFile,
     Preset,
+    RayStorage,
     Reads,
+    RunId,
     RuntimeName,
     Seed,
     Sets,
@@ -67,6 +73,8 @@ class RunOptions:
     runtime: str
     workers: int
     address: str | None
+    run_id: str | None
+    ray_storage: str | None
     storage_options: dict[str, Any] | None
     trajectory_store: str | None
     overwrite: bool
@@ -103,6 +111,10 @@ def _policy(opts: RunOptions, ipc_hint: int) -> Any:
     return policies.load_policy(_merged(base, opts.policy_limits))
 
 
+# RayRuntime fields the command line sets, by the option that sets them (for usage errors).
+_RAY_OPTIONS = {"run_id": "--run-id", "storage": "--ray-storage", "num_workers": "--workers", "address": "--address"}
+
+
 def _runtime(opts: RunOptions) -> Any:
     from pad_sdk.errors import ConfigError
 
@@ -111,11 +123,44 @@ def _runtime(opts: RunOptions) -> Any:
     if opts.runtime != "ray":
         raise ConfigError(f"unknown runtime {opts.runtime!r}; choose local or ray", field="runtime")
     try:
-        from pad_sdk.runtime.ray import RayRuntime  # Ray is heavy: imported only when asked for
+        from pad_sdk.runtime.ray import runtime_from_options  # Ray is heavy: imported only when asked for
     except ImportError as exc:
         raise ConfigError(f"the Ray runtime is not available here: {exc}", field="runtime") from exc
-    return RayRuntime.model_validate({"num_workers": opts.workers, "address": opts.address,
-                                      "storage_options": opts.storage_options})
+    try:
+        return runtime_from_options("ray", workers=opts.workers, address=opts.address, storage=opts.ray_storage,
+                                    run_id=opts.run_id, storage_options=opts.storage_options)
+    except pydantic.ValidationError as exc:
+        for error in exc.errors():
+            option = _RAY_OPTIONS.get(str(error["loc"][0])) if error["loc"] else None
+            if option is not None:
+                message = str(error["msg"]).removeprefix("Value error, ")
+                raise typer.BadParameter(message, param_hint=option) from exc
+        raise
+
+
+def _public_url(url: str | None) -> str | None:
+    """``url`` without a user or password in it: what may be printed and kept in a report."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _ray_run(runtime: Any) -> dict[str, Any]:
+    """How to find (and resume) a Ray run: its id, storage, workers and cluster; empty for the local runtime."""
+    if getattr(runtime, "name", None) != "ray":
+        return {}
+    from pad_sdk.runtime.ray import DEFAULT_STORAGE
+
+    facts = {"run_id": runtime.run_id, "storage": _public_url(runtime.storage or DEFAULT_STORAGE),
+             "workers": runtime.num_workers, "address": _public_url(runtime.address)}
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _resume_hint(ray_run: dict[str, Any]) -> str:
+    return f"--run-id {shlex.quote(ray_run['run_id'])} --ray-storage {shlex.quote(ray_run['storage'])}"
 
 
 def _refuse_existing(uris: list[str], opts: RunOptions) -> None:
@@ -143,13 +188,26 @@ def _execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
     base = opts.output.rstrip("/")
     _refuse_existing([base] if kind == "distill" else [f"{base}/ipc-{k}" for k in ipcs or []], opts)
     runtime = _runtime(opts)
-    log.info("cli.start", command=kind, source=opts.source, ipcs=ipcs, preset=opts.preset, runtime=opts.runtime)
+    ray_run = _ray_run(runtime)
+    log.info("cli.start", command=kind, source=opts.source, ipcs=ipcs, preset=opts.preset, runtime=opts.runtime,
+             **{f"ray_{k}": v for k, v in ray_run.items()})
+    if ray_run and not SETTINGS.log_json:  # with --log-json, cli.start above carries the run id
+        console.print(f"Ray run {ray_run['run_id']} (storage {ray_run['storage']}); to resume it if interrupted, "
+                      f"rerun this command with {_resume_hint(ray_run)}", markup=False, highlight=False,
+                      soft_wrap=True)
     try:
         with progress_sink() as sink:
             results = sweep(opts.source, ipcs=ipcs, preset=opts.preset, overrides=opts.overrides, policy=policy,
                             seed=opts.seed, holdout_fraction=opts.holdout_fraction,
                             trajectory_store=opts.trajectory_store, storage_options=opts.storage_options,
                             on_event=sink, runtime=runtime, **opts.source_options)
+    except BaseException:
+        if ray_run and SETTINGS.log_json:
+            log.warning("cli.ray_run_stopped", run_id=ray_run["run_id"], storage=ray_run["storage"])
+        elif ray_run:
+            console.print(f"Ray run {ray_run['run_id']} stopped; resume it with the same command and "
+                          f"{_resume_hint(ray_run)}", markup=False, highlight=False, soft_wrap=True)
+        raise
     finally:
         shutdown = getattr(runtime, "shutdown", None)
         if callable(shutdown):
@@ -157,7 +215,8 @@ def _execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
     uris = [base] if kind == "distill" else [f"{base}/ipc-{r.config.ipc}" for r in results]
     manifests = [r.save(uri, storage_options=opts.storage_options, overwrite=opts.overwrite)
                  for r, uri in zip(results, uris, strict=True)]
-    report = build_report(results, manifests=manifests, export_uris=uris, prices=prices, runtime=opts.runtime)
+    report = build_report(results, manifests=manifests, export_uris=uris, prices=prices, runtime=opts.runtime,
+                          runtime_options=ray_run)
     written = save_report(report, base, storage_options=opts.storage_options)
     out.print(summary_table(report))
     for line in verdict_lines(report):
@@ -172,17 +231,36 @@ def _execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
     return EXIT_POLICY if failed else EXIT_OK
 
 
+def _local_path_absolute(url: str | None) -> str | None:
+    """A local path as an absolute one: a Ray worker may run in another working directory than the driver."""
+    if url is None or "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
+
+
+def _ray_only(runtime: str, run_id: str | None, ray_storage: str | None) -> None:
+    """--run-id and --ray-storage name a Ray run: refused (exit 2) rather than ignored without --runtime ray."""
+    for option, value in (("--run-id", run_id), ("--ray-storage", ray_storage)):
+        if value is not None and runtime == "local":
+            raise typer.BadParameter("applies only with --runtime ray (this run is local)", param_hint=option)
+        if value is not None and not value.strip():
+            raise typer.BadParameter("must not be empty", param_hint=option)
+
+
 def _options(source: str, output: str, preset: str, policy: Path | None, limits: dict[str, dict[str, float]],
              sets: list[str] | None, seed: int, holdout_fraction: float, runtime: str, workers: int,
-             address: str | None, endpoint_url: str | None, storage_option: list[str] | None,
-             trajectory_store: str | None, overwrite: bool, prices: dict[str, Any],
-             source_option: list[str] | None) -> RunOptions:
+             address: str | None, run_id: str | None, ray_storage: str | None, endpoint_url: str | None,
+             storage_option: list[str] | None, trajectory_store: str | None, overwrite: bool,
+             prices: dict[str, Any], source_option: list[str] | None) -> RunOptions:
+    _ray_only(runtime, run_id, ray_storage)
+    on_ray = runtime == "ray"
     return RunOptions(
         source=source, output=output, preset=preset, policy_file=policy, policy_limits=limits,
         overrides=parse_assignments(sets, "--set"), seed=seed, holdout_fraction=holdout_fraction, runtime=runtime,
-        workers=workers, address=address, storage_options=storage_options_from(endpoint_url, storage_option),
-        trajectory_store=trajectory_store, overwrite=overwrite, prices=prices,
-        source_options=parse_assignments(source_option, "--source-option"),
+        workers=workers, address=address, run_id=run_id, ray_storage=_local_path_absolute(ray_storage),
+        storage_options=storage_options_from(endpoint_url, storage_option),
+        trajectory_store=_local_path_absolute(trajectory_store) if on_ray else trajectory_store,
+        overwrite=overwrite, prices=prices, source_options=parse_assignments(source_option, "--source-option"),
     )
 
 
@@ -194,7 +272,8 @@ def distill(
     preset: Preset = "cpu-small", policy: PolicyFile = None, min_retention: MinRetention = None,
     max_recall_drop: MaxRecallDrop = None, max_seed_std: MaxSeedStd = None, max_wall_time: MaxWallTime = None,
     sets: Sets = None, seed: Seed = 0, holdout_fraction: Holdout = 0.2, runtime: RuntimeName = "local",
-    workers: Workers = 2, address: Address = None, endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
+    workers: Workers = 2, address: Address = None, run_id: RunId = None, ray_storage: RayStorage = None,
+    endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
     trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
     storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
     cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
@@ -204,8 +283,8 @@ def distill(
                   reads_per_month=reads_per_month, cpu_hour=cpu_hour_price, gpu_hour=gpu_hour_price)
     opts = _options(source, output, preset, policy,
                     _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
-                    holdout_fraction, runtime, workers, address, endpoint_url, storage_option, trajectory_store,
-                    overwrite, prices, source_option)
+                    holdout_fraction, runtime, workers, address, run_id, ray_storage, endpoint_url, storage_option,
+                    trajectory_store, overwrite, prices, source_option)
     return _execute(opts, None if ipc is None else [ipc], "distill")
 
 
@@ -217,7 +296,8 @@ def sweep_command(
     preset: Preset = "cpu-small", policy: PolicyFile = None, min_retention: MinRetention = None,
     max_recall_drop: MaxRecallDrop = None, max_seed_std: MaxSeedStd = None, max_wall_time: MaxWallTime = None,
     sets: Sets = None, seed: Seed = 0, holdout_fraction: Holdout = 0.2, runtime: RuntimeName = "local",
-    workers: Workers = 2, address: Address = None, endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
+    workers: Workers = 2, address: Address = None, run_id: RunId = None, ray_storage: RayStorage = None,
+    endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
     trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
     storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
     cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
@@ -228,8 +308,8 @@ def sweep_command(
                   reads_per_month=reads_per_month, cpu_hour=cpu_hour_price, gpu_hour=gpu_hour_price)
     opts = _options(source, output, preset, policy,
                     _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
-                    holdout_fraction, runtime, workers, address, endpoint_url, storage_option, trajectory_store,
-                    overwrite, prices, source_option)
+                    holdout_fraction, runtime, workers, address, run_id, ray_storage, endpoint_url, storage_option,
+                    trajectory_store, overwrite, prices, source_option)
     return _execute(opts, sorted(set(ipc)), "sweep")
 
 @app.command()

@@ -147,7 +147,7 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 <tr><th>classes</th><td>{{ p.class_names | join(", ") }}</td></tr>
 <tr><th>policy</th><td>{{ p.policy_name or ("default limits per IPC" if not p.policy else "unnamed") }}</td></tr>
 <tr><th>preset / seed</th><td>{{ p.preset }} / {{ p.seed }}</td></tr>
-<tr><th>runtime / hardware</th><td>{{ p.runtime }} / {{ p.hardware }}</td></tr>
+<tr><th>runtime / hardware</th><td>{{ p.runtime }}{% if p.runtime_options %} ({% for k, v in p.runtime_options.items() %}{{ k | replace("_", " ") }} <code>{{ v }}</code>{{ ", " if not loop.last }}{% endfor %}){% endif %} / {{ p.hardware }}</td></tr>
 <tr><th>versions</th><td>{% for k, v in p.versions.items() %}{{ k }} {{ v }}{{ "; " if not loop.last }}{% endfor %}</td></tr>
 <tr><th>timings (s)</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: {% for k, v in e.timings.items() %}{{ k }} {{ "%.1f" | format(v) }}{{ ", " if not loop.last }}{% endfor %}<br>{% endfor %}</td></tr>
 <tr><th>exports</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: <code>{{ e.export_uri or "not exported" }}</code><br>{% endfor %}</td></tr>

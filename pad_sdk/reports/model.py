@@ -105,6 +105,9 @@ class Provenance(_Frozen):
     preset: str
     seed: int
     runtime: str
+    runtime_options: dict[str, str | int] = Field(
+        default_factory=dict, description="where the runtime ran, e.g. a Ray run's run_id and storage URL (what "
+        "resumes it); never credentials")
     hardware: Literal["cpu", "gpu"]
     versions: dict[str, str]
 
@@ -227,6 +230,7 @@ def build_report(
     runtime: str = "local",
     title: str | None = None,
     run_id: str | None = None,
+    runtime_options: Mapping[str, str | int] | None = None,
 ) -> RunReport:
     """Build the report of one run (one result) or a sweep (several results from :func:`pad_sdk.sweep`).
 
@@ -236,6 +240,8 @@ def build_report(
         export_uris: where each condensed set was written (shown in the report).
         prices: unit prices (:class:`Prices` defaults otherwise).
         source_bytes: ``(bytes, basis)`` for in-memory input, whose stored size the run cannot know.
+        runtime_options: what identifies the run on its runtime (for Ray: ``run_id``, ``storage``, ``workers``,
+            ``address``), shown next to the runtime; pass no credentials.
     """
     if not results:
         raise ValueError("build_report needs at least one result")
@@ -281,7 +287,8 @@ def build_report(
         source_format=first.source.get("format"), source_rows=first.source.get("rows"),
         split=first.source.get("split"), class_names=tuple(first.condensed.class_names),
         policy_name=None if policy is None else policy.get("name"), policy=policy,
-        preset=first.config.preset or "custom", seed=first.config.seed, runtime=runtime, hardware=hardware,
+        preset=first.config.preset or "custom", seed=first.config.seed, runtime=runtime,
+        runtime_options=dict(runtime_options or {}), hardware=hardware,
         versions=_versions(),
     )
     default_title = "PAD distillation review" + (" (compression sweep)" if kind == "sweep" else "")

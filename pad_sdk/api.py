@@ -7,7 +7,7 @@ PAD overrides and the verdict, a preset for the settings, the stage functions fo
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Normalisation, PreparedData, Stages, to_float_images, to_labels
 from pad_sdk.presets import _merge, preset_config
 from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
-from pad_sdk.runtime import Runtime, resolve_runtime
+from pad_sdk.runtime import LocalRuntime, Runtime, resolve_runtime
 from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
@@ -55,40 +55,67 @@ def load_source(
     holdout_fraction: float,
     seed: int,
     storage_options: Mapping[str, Any] | None = None,
+    read: Callable[[connectors.Source, str | None], connectors.Batch] | None = None,
     **open_kwargs: Any,
 ) -> RawData:
-    """Read a connector source into memory, using its test split or a seeded stratified holdout."""
+    """Read a connector source into memory, using its test split or a seeded stratified holdout.
+
+    ``read(src, split)`` returns the rows of a split (all rows for None) in row order; the default reads
+    them here, the Ray runtime passes one that collects them from Ray Data blocks on a worker.
+    """
     with translated_errors():
-        src = source if isinstance(source, connectors.Source) else connectors.open_source(
-            source, storage_options=storage_options, **open_kwargs
-        )
+        src = open_source(source, storage_options=storage_options, **open_kwargs)
+        return raw_from_source(src, read or _read_here, holdout_fraction=holdout_fraction, seed=seed)
+
+
+def open_source(source: str | connectors.Source, *, storage_options: Mapping[str, Any] | None = None,
+                **open_kwargs: Any) -> connectors.Source:
+    with translated_errors():
+        if isinstance(source, connectors.Source):
+            return source
+        return connectors.open_source(source, storage_options=storage_options, **open_kwargs)
+
+
+def _read_here(src: connectors.Source, split: str | None) -> connectors.Batch:
+    return src.read_all(split=split)
+
+
+def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, str | None], connectors.Batch], *,
+                    holdout_fraction: float, seed: int) -> RawData:
+    """The train and holdout sets of ``src``: its test split if it has one, else a seeded stratified split."""
+    with translated_errors():
         schema = src.schema
-        holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
-        if holdout is not None:
-            train_split = next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None)
-            train, test = src.read_all(split=train_split), src.read_all(split=holdout)
+        splits = splits_to_read(schema)
+        if len(splits) == 2:
+            train_split, holdout = splits
+            train, test = read(src, train_split), read(src, holdout)
             split_record: dict[str, Any] = {"train": train_split, "holdout": holdout}
         else:
-            everything = src.read_all()
+            everything = read(src, None)
             plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
-            train = connectors.Batch(
-                everything.images[plan.train_rows], everything.labels[plan.train_rows], None,
-                everything.row_ids[plan.train_rows],
-            )
-            test = connectors.Batch(
-                everything.images[plan.holdout_rows], everything.labels[plan.holdout_rows],
-                None if everything.groups is None else everything.groups[plan.holdout_rows],
-                everything.row_ids[plan.holdout_rows],
-            )
+            train, test = everything.take(plan.train_rows), everything.take(plan.holdout_rows)
             split_record = plan.to_dict()
     return RawData(
         to_float_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
         to_float_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
-        tuple(schema.class_names),
-        {"uri": schema.uri, "fingerprint": schema.fingerprint, "stored_bytes": schema.stored_bytes,
-         "rows": schema.num_rows, "format": schema.format, "split": split_record},
+        tuple(schema.class_names), source_record(src, split_record),
         test_groups=test.groups, group_column=schema.group_column,
     )
+
+
+def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
+    """[train split, holdout split] when the source has a holdout split (test, validation, ...), else [None]."""
+    holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
+    if holdout is None:
+        return [None]
+    return [next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None), holdout]
+
+
+def source_record(src: connectors.Source, split: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result records about where its data came from (never credentials)."""
+    schema = src.schema
+    return {"uri": schema.uri, "fingerprint": schema.fingerprint, "stored_bytes": schema.stored_bytes,
+            "rows": schema.num_rows, "format": schema.format, "split": dict(split)}
 
 
 def arrays_to_raw(
@@ -246,9 +273,12 @@ def sweep(
     method_overrides = chosen.overrides() if trajectory and method != "pad" else {}  # type: ignore[attr-defined]
     with translated_errors():
         run_policy = policies.load_policy(policy) if policy is not None else None
-    raw = _read_input(source, labels, test_images=test_images, test_labels=test_labels, class_names=class_names,
-                      holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
-                      source_options=source_options)
+    # trajectory methods run through the runtime, which also decides where the images are held (the Ray
+    # runtime reads a source with Ray Data and keeps the images on the cluster); the others need them here
+    loader = engine if trajectory else LocalRuntime()
+    raw = _read_input(source, labels, loader, test_images=test_images, test_labels=test_labels,
+                      class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
+                      storage_options=storage_options, source_options=source_options)
     if config is not None:
         configs = [config if isinstance(config, PadConfig) else validate_config(dict(config))]
     else:
@@ -260,7 +290,9 @@ def sweep(
     results: list[DistillResult] = []
     for cfg in configs:
         run_started = time.perf_counter()
-        data = shared.setdefault(f"data:{cfg.zca}", prepare(raw, zca=cfg.zca))
+        if f"data:{cfg.zca}" not in shared:
+            shared[f"data:{cfg.zca}"] = loader.prepare(raw, cfg.zca)
+        data = shared[f"data:{cfg.zca}"]
         stages = Stages(cfg, data, on_event=on_event)
         log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(data.train), holdout=len(data.test),
                  classes=data.train.num_classes, image_shape=data.train.image_shape)
@@ -272,16 +304,18 @@ def sweep(
             synthetic, history = chosen.condense(context, cfg.ipc, 0), []
         accuracy = None
         if evaluate:
-            full = shared.get(f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}")
-            if full is None:
-                full = shared[f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"] = stages.evaluate_full()
-            condensed_eval = engine.evaluate_synthetic(stages, synthetic)
-            random_eval = stages.evaluate_random() if cfg.evaluation.random_baseline else None
+            full_key = f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"
+            if full_key not in shared:
+                full_job = stages.full_job()
+                shared[full_key] = None if full_job is None else engine.evaluate(stages, full_job)
+            full = shared[full_key]
+            condensed_eval = engine.evaluate(stages, stages.condensed_job(synthetic))
+            random_eval = engine.evaluate(stages, stages.random_job()) if cfg.evaluation.random_baseline else None
             accuracy = AccuracyReport(
                 condensed_eval, random_eval, full,
                 group_accuracy=group_accuracy(data, {"full": full, "random": random_eval,
                                                      "condensed": condensed_eval}),
-                cross_architecture={arch: stages.evaluate_synthetic(synthetic, architecture=arch)
+                cross_architecture={arch: engine.evaluate(stages, stages.condensed_job(synthetic, arch))
                                     for arch in cfg.evaluation.architectures} or None,
             )
         total = time.perf_counter() - (started if not results else run_started)
@@ -308,15 +342,15 @@ def sweep(
     return results
 
 
-def _read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | None, *,
+def _read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | None, loader: Runtime, *,
                 test_images: ArrayLike | None, test_labels: ArrayLike | None, class_names: tuple[str, ...] | None,
                 holdout_fraction: float, seed: int, storage_options: Mapping[str, Any] | None,
                 source_options: Mapping[str, Any]) -> RawData:
     if isinstance(source, (str, connectors.Source)):
         if labels is not None:
             raise ConfigError("labels are read from the source; pass labels only with arrays", field="labels")
-        return load_source(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
-                           **source_options)
+        return loader.load(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                           open_kwargs=source_options)
     if labels is None:
         raise ConfigError("labels are required with an image array", field="labels")
     return arrays_to_raw(source, labels, test_images=test_images, test_labels=test_labels,
@@ -331,7 +365,7 @@ def _experts(engine: Runtime, stages: Stages, shared: dict[str, Any], trajectory
     if cfg.experts.fiex != "off":
         scoring_key = f"orders:{cfg.zca}:{cfg.seed}:{cfg.network.model_dump_json()}:{cfg.scoring.model_dump_json()}"
         if scoring_key not in shared:
-            shared[scoring_key] = stages.orders(stages.score())
+            shared[scoring_key] = stages.orders(engine.score(stages))
         orders = shared["orders"] = shared[scoring_key]
     plan = stages.expert_plan(orders)
     static = cfg.experts.static_ratios(cfg.ipc) if cfg.experts.fiex == "static" else None

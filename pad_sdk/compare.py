@@ -25,6 +25,7 @@ from pad_sdk.core.seeding import derive_seed
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
 from pad_sdk.pipeline import EventSink
 from pad_sdk.presets import preset_config
+from pad_sdk.runtime import LocalRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -154,9 +155,9 @@ def compare(
     """
     ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
     chosen = [get_method(m) for m in methods]  # unknown names fail before any work
-    raw = _read_input(source, labels, test_images=test_images, test_labels=test_labels, class_names=class_names,
-                      holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
-                      source_options={})
+    raw = _read_input(source, labels, LocalRuntime(), test_images=test_images, test_labels=test_labels,
+                      class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
+                      storage_options=storage_options, source_options={})
     first = preset_config(preset, ipcs[0], {**dict(overrides or {}), "seed": seed})
     context = MethodContext(prepare(raw, zca=first.zca), preset, dict(overrides or {}), seed, on_event)
     rows = [measure(context, method, size, seeds, eval_networks) for size in ipcs for method in chosen]

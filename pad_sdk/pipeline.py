@@ -19,14 +19,14 @@ from torch import nn
 from pad_sdk.config import PadConfig
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet, initialise_synthetic
-from pad_sdk.core.evaluate import EvalResult, evaluate_set, random_subset
+from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
 from pad_sdk.core.experts import ExpertPlan, train_expert
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec
 from pad_sdk.core.scheduler import static_prune
-from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_scores
+from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_run, el2n_scores
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
-from pad_sdk.core.training import LabelledImages, TrainRecipe
+from pad_sdk.core.training import Accuracy, LabelledImages, TrainRecipe
 from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import DataError
 from pad_sdk.trajectories import TrajectoryStore
@@ -149,19 +149,25 @@ class Stages:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
     # -- stage 2: difficulty -----------------------------------------------------------------------
+    def scoring_recipe(self) -> ScoringRecipe:
+        return ScoringRecipe(self.config.scoring.runs, self.config.scoring.recipe())
+
     def score(self) -> torch.Tensor:
         """EL2N score (N,) of every training example."""
         started = time.perf_counter()
-        scoring = self.config.scoring
-        total = scoring.runs
+        total = self.config.scoring.runs
         self.on_event("scoring", 0, total)
         scores = el2n_scores(
-            self.data.train, self.network_factory(), ScoringRecipe(scoring.runs, scoring.recipe()),
-            seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device,
-            on_run_end=lambda run: self.on_event("scoring", run + 1, total),
+            self.data.train, self.network_factory(), self.scoring_recipe(), seed=derive_seed(self.config.seed, 11),
+            augment=self.augment, device=self.device, on_run_end=lambda run: self.on_event("scoring", run + 1, total),
         )
         self._timed("scoring", started)
         return scores
+
+    def score_run(self, run: int) -> torch.Tensor:
+        """One agent's EL2N scores (N,) float64: :meth:`score` is ``mean_of_runs`` of runs 0..runs-1."""
+        return el2n_run(self.data.train, self.network_factory(), self.scoring_recipe(), run,
+                        seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device)
 
     def orders(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return class_orders(scores, self.data.train.labels, self.data.train.num_classes)
@@ -270,48 +276,79 @@ class Stages:
         return distiller.synthetic.detached(), distiller.history
 
     # -- stage 5: evaluation ------------------------------------------------------------------------
-    def evaluate_synthetic(self, synthetic: SyntheticSet, architecture: str | None = None) -> EvalResult:
-        started = time.perf_counter()
+    # An evaluation is an :class:`EvalJob` (what to train on, how, how many networks); a runtime runs its
+    # networks (``run_eval_network``) here or elsewhere and combines them with ``summarise``.
+    def condensed_job(self, synthetic: SyntheticSet, architecture: str | None = None) -> EvalJob:
         settings = self.config.evaluation
-        self.on_event("evaluate", 0, settings.seeds, what="condensed")
-        result = evaluate_set(
-            synthetic.images, synthetic.label_logits, self.data.test, self.network_factory(architecture),
-            settings.recipe(float(synthetic.lr)), seeds=settings.seeds, seed=derive_seed(self.config.seed, 41),
-            augment=self.augment, device=self.device,
-        )
-        self._timed("evaluation", started)
-        self.on_event("evaluate", settings.seeds, settings.seeds, what="condensed")
-        return result
+        return EvalJob("condensed", settings.recipe(float(synthetic.lr)), settings.seeds,
+                       derive_seed(self.config.seed, 41), architecture, synthetic=synthetic.detached())
 
-    def evaluate_random(self, ipc: int | None = None) -> EvalResult:
-        started = time.perf_counter()
+    def random_job(self, ipc: int | None = None) -> EvalJob:
         settings = self.config.evaluation
         ipc = ipc or self.config.ipc
         generator = make_generator(derive_seed(self.config.seed, 51, ipc))
         picks = random_subset(self.data.train.labels, self.data.train.num_classes, ipc, generator)
-        result = evaluate_set(
-            self.data.train.images[picks], self.data.train.labels[picks], self.data.test, self.network_factory(),
-            settings.recipe(settings.random_lr), seeds=settings.seeds, seed=derive_seed(self.config.seed, 41),
-            augment=self.augment, device=self.device,
-        )
-        self._timed("evaluation", started)
-        return result
+        return EvalJob("random", settings.recipe(settings.random_lr), settings.seeds,
+                       derive_seed(self.config.seed, 41), rows=picks)
 
-    def evaluate_full(self) -> EvalResult | None:
+    def full_job(self) -> EvalJob | None:
         settings = self.config.evaluation
         if settings.full_epochs == 0:
             return None
-        started = time.perf_counter()
         recipe = TrainRecipe(
             epochs=settings.full_epochs, lr=settings.full_lr, batch_size=256, momentum=settings.momentum,
             weight_decay=settings.weight_decay, decay_at_half=True, augment=settings.augment,
         )
-        result = evaluate_set(
-            self.data.train.images, self.data.train.labels, self.data.test, self.network_factory(), recipe,
-            seeds=1, seed=derive_seed(self.config.seed, 61), augment=self.augment, device=self.device,
-        )
-        self._timed("full_reference", started)
-        return result
+        return EvalJob("full", recipe, 1, derive_seed(self.config.seed, 61))
+
+    def run_eval_network(self, job: EvalJob, index: int) -> tuple[Accuracy, torch.Tensor]:
+        """Network ``index`` of ``job``: trained on its set, tested on the holdout."""
+        if job.synthetic is not None:
+            images, targets = job.synthetic.images, job.synthetic.label_logits
+        elif job.rows is not None:
+            images, targets = self.data.train.images[job.rows], self.data.train.labels[job.rows]
+        else:
+            images, targets = self.data.train.images, self.data.train.labels
+        return train_and_test(images, targets, self.data.test, self.network_factory(job.architecture), job.recipe,
+                              seed=job.seed, index=index, augment=self.augment, device=self.device)
+
+    def evaluate(self, job: EvalJob) -> EvalResult:
+        """All networks of ``job`` in this process, one after the other."""
+        started = time.perf_counter()
+        self.on_event("evaluate", 0, job.seeds, what=job.what)
+        runs = []
+        for k in range(job.seeds):
+            runs.append(self.run_eval_network(job, k))
+            self.on_event("evaluate", k + 1, job.seeds, what=job.what)
+        self._timed(EVAL_TIMING[job.what], started)
+        return summarise(runs, self.data.test.num_classes, time.perf_counter() - started)
+
+    def evaluate_synthetic(self, synthetic: SyntheticSet, architecture: str | None = None) -> EvalResult:
+        return self.evaluate(self.condensed_job(synthetic, architecture))
+
+    def evaluate_random(self, ipc: int | None = None) -> EvalResult:
+        return self.evaluate(self.random_job(ipc))
+
+    def evaluate_full(self) -> EvalResult | None:
+        job = self.full_job()
+        return None if job is None else self.evaluate(job)
+
+
+EVAL_TIMING = {"condensed": "evaluation", "random": "evaluation", "full": "full_reference"}
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One evaluation: ``seeds`` networks trained with ``recipe`` on the condensed set (``synthetic``), on
+    training rows ``rows`` (a real subset), or on the whole training set (neither), tested on the holdout."""
+
+    what: str  # condensed | random | full
+    recipe: TrainRecipe
+    seeds: int
+    seed: int
+    architecture: str | None = None
+    synthetic: SyntheticSet | None = None
+    rows: torch.Tensor | None = None
 
 
 @dataclass

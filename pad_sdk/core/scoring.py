@@ -6,7 +6,7 @@ Only (index, score) pairs are kept, never the data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -35,6 +35,34 @@ def el2n_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return error.norm(dim=1)
 
 
+def el2n_run(
+    data: LabelledImages,
+    build_network: Callable[[], nn.Module],
+    scoring: ScoringRecipe,
+    run: int,
+    *,
+    seed: int,
+    augment: DiffAugment | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """EL2N score (N,) float64 of every example after agent ``run`` (seeded by ``seed`` and ``run`` only, so
+    the runs of one scoring can be computed anywhere, in any order)."""
+    device = device or data.images.device
+    images, labels = data.images.to(device), data.labels.to(device)
+    run_seed = derive_seed(seed, 1, run)
+    agent = seeded(run_seed, build_network).to(device)
+    train_network(agent, images, labels, scoring.recipe, generator=make_generator(run_seed), augment=augment)
+    return el2n_of(predict_logits(agent, images), labels).double().cpu()
+
+
+def mean_of_runs(runs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The mean score (N,) float32 of the runs, summed in run order (the same bits wherever they ran)."""
+    total = torch.zeros_like(runs[0], dtype=torch.float64)
+    for scores in runs:
+        total += scores
+    return (total / len(runs)).float()
+
+
 def el2n_scores(
     data: LabelledImages,
     build_network: Callable[[], nn.Module],
@@ -46,18 +74,13 @@ def el2n_scores(
     on_run_end: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Mean EL2N score (N,) of every example over ``scoring.runs`` independently seeded agents."""
-    device = device or data.images.device
-    images, labels = data.images.to(device), data.labels.to(device)
-    total = torch.zeros(len(data), dtype=torch.float64, device=device)
+    runs = []
     for run in range(scoring.runs):
-        run_seed = derive_seed(seed, 1, run)
-        agent = seeded(run_seed, build_network).to(device)
-        train_network(agent, images, labels, scoring.recipe, generator=make_generator(run_seed), augment=augment)
-        total += el2n_of(predict_logits(agent, images), labels).double()
+        runs.append(el2n_run(data, build_network, scoring, run, seed=seed, augment=augment, device=device))
         log.debug("scoring.run_done", run=run, of=scoring.runs)
         if on_run_end is not None:
             on_run_end(run)
-    return (total / scoring.runs).float().cpu()
+    return mean_of_runs(runs)
 
 
 def class_orders(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]:

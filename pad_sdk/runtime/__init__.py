@@ -6,25 +6,41 @@ so the in-process and Ray results agree for the same seed and settings.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
+
+import connectors
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.errors import ConfigError
-from pad_sdk.pipeline import Stages
+from pad_sdk.pipeline import EvalJob, PreparedData, Stages
 from pad_sdk.trajectories import TrajectoryStore
+
+if TYPE_CHECKING:
+    from pad_sdk.api import RawData
 
 
 class Runtime(Protocol):
-    """Where the expensive stages run."""
+    """Where the expensive stages run, and where a source's images are held."""
 
     @property
     def name(self) -> str: ...
 
+    def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
+             storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData: ...
+
+    def prepare(self, raw: RawData, zca: bool) -> PreparedData: ...
+
+    def score(self, stages: Stages) -> torch.Tensor: ...
+
     def train_experts(self, stages: Stages, plan: ExpertPlan, store: TrajectoryStore | None) -> ExpertSource: ...
 
     def distill(self, stages: Stages, experts: ExpertSource) -> tuple[SyntheticSet, list[IterationRecord]]: ...
+
+    def evaluate(self, stages: Stages, job: EvalJob) -> EvalResult: ...
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult: ...
 
@@ -34,11 +50,29 @@ class LocalRuntime:
 
     name = "local"
 
+    def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
+             storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData:
+        from pad_sdk.api import load_source
+
+        return load_source(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                           **open_kwargs)
+
+    def prepare(self, raw: RawData, zca: bool) -> PreparedData:
+        from pad_sdk.api import prepare
+
+        return prepare(raw, zca=zca)
+
+    def score(self, stages: Stages) -> torch.Tensor:
+        return stages.score()
+
     def train_experts(self, stages: Stages, plan: ExpertPlan, store: TrajectoryStore | None) -> ExpertSource:
         return stages.train_experts(plan, store)
 
     def distill(self, stages: Stages, experts: ExpertSource) -> tuple[SyntheticSet, list[IterationRecord]]:
         return stages.distill(experts)
+
+    def evaluate(self, stages: Stages, job: EvalJob) -> EvalResult:
+        return stages.evaluate(job)
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
         return stages.evaluate_synthetic(synthetic)

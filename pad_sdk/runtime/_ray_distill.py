@@ -27,6 +27,7 @@ import torch
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.seeding import derive_seed
 from pad_sdk.pipeline import Stages, StoreExperts
+from pad_sdk.runtime._ray_data import resolve
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +55,7 @@ def train_func(config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config["threads"])  # results depend on the thread count; keep it explicit
     pad_config, data = ray.get(config["stages"])
-    stages = Stages(pad_config, data)
+    stages = Stages(pad_config, resolve(data))
     ipc = config["ipc"]
     distiller = stages.make_distiller(open_experts(config["experts"]), ipc)
     if rank > 0:

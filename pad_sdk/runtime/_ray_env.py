@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,22 @@ TRAIN_ENV = {
     "RAY_TRAIN_METRICS_ENABLED": "0",
 }
 OBJECT_STORE_BYTES = 256 * 1024**2
+# Read by TorchTrainer.fit() in the driver and passed on to its controller (Ray 2.60: default 60 s).
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+
+
+@contextmanager
+def scoped_env(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the duration of the block; the previous value (or none) after it."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def mute_placement_group_cleaner() -> None:
@@ -114,6 +131,11 @@ class Storage:
 
     url: str
     storage_options: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # a relative local path would name another directory in a worker started elsewhere
+        if "://" not in self.url and not os.path.isabs(self.url):
+            object.__setattr__(self, "url", os.path.abspath(self.url))
 
     @property
     def is_local(self) -> bool:

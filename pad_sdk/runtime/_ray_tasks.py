@@ -1,7 +1,9 @@
-"""The Ray tasks of the runtime: one expert, or one evaluation seed. They call the core's stage functions.
+"""The Ray tasks of the runtime: one scoring agent, one expert, or one evaluation network. They call the
+stage functions of :class:`~pad_sdk.pipeline.Stages`.
 
 Each task gets the run's settings and prepared data as one object-store reference (put once by the
-driver) and sets its torch thread count explicitly, because CPU results depend on it.
+driver; the data itself may be a further reference, when Ray Data read it on the cluster) and sets its
+torch thread count explicitly, because CPU results depend on it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from typing import Any
 import torch
 
 from pad_sdk.config import PadConfig
-from pad_sdk.core.evaluate import train_and_test
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.seeding import derive_seed
 from pad_sdk.core.training import Accuracy
-from pad_sdk.pipeline import PreparedData, Stages
+from pad_sdk.pipeline import EvalJob, Stages
+from pad_sdk.runtime._ray_data import resolve
 from pad_sdk.trajectories import TrajectoryStore
 
 
-def train_expert_task(payload: tuple[PadConfig, PreparedData, ExpertPlan], store: TrajectoryStore, index: int,
+def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: TrajectoryStore, index: int,
                       threads: int) -> tuple[int, bool]:
     """Train expert ``index`` into ``store`` unless it is already there; returns (index, trained).
 
@@ -30,19 +32,22 @@ def train_expert_task(payload: tuple[PadConfig, PreparedData, ExpertPlan], store
     config, data, plan = payload
     if index in store.completed():
         return index, False
-    stages = Stages(config, data)
+    stages = Stages(config, resolve(data))
     trajectory = stages.train_expert(index, plan)
     store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
     return index, True
 
 
-def evaluate_seed(payload: tuple[PadConfig, PreparedData, Any], k: int, seed: int,
-                  threads: int) -> tuple[Accuracy, torch.Tensor]:
-    """Network ``k`` of :func:`pad_sdk.core.evaluate.evaluate_set` for the condensed set (the same seeds and
-    code as the in-process runtime, so k tasks give the numbers it gives)."""
+def score_run_task(payload: tuple[PadConfig, Any], run: int, threads: int) -> torch.Tensor:
+    """EL2N scores (N,) float64 of scoring agent ``run`` (:meth:`Stages.score_run`)."""
     torch.set_num_threads(threads)
-    config, data, synthetic = payload
-    stages = Stages(config, data)
-    return train_and_test(synthetic.images, synthetic.label_logits, data.test, stages.network_factory(),
-                          config.evaluation.recipe(float(synthetic.lr)), seed=seed, index=k,
-                          augment=stages.augment, device=stages.device)
+    config, data = payload
+    return Stages(config, resolve(data)).score_run(run)
+
+
+def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: int) -> tuple[Accuracy, torch.Tensor]:
+    """Network ``k`` of an evaluation job (:meth:`Stages.run_eval_network`: the same seeds and code as the
+    in-process runtime, so the tasks give the numbers it gives)."""
+    torch.set_num_threads(threads)
+    config, data, job = payload
+    return Stages(config, resolve(data)).run_eval_network(job, k)

@@ -27,21 +27,27 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import structlog
+import torch
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+import connectors
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
-from pad_sdk.core.seeding import derive_seed
-from pad_sdk.errors import ConfigError, WorkerError
-from pad_sdk.pipeline import Stages, StoreExperts
+from pad_sdk.core.scoring import mean_of_runs
+from pad_sdk.errors import ConfigError, WorkerError, translated_errors
+from pad_sdk.pipeline import EVAL_TIMING, EvalJob, PreparedData, Stages, StoreExperts
 from pad_sdk.runtime import _ray_distill
-from pad_sdk.runtime._ray_env import ClusterHandle, Storage, connect, ray_temp_dir
-from pad_sdk.runtime._ray_tasks import evaluate_seed, train_expert_task
+from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
+from pad_sdk.runtime._ray_env import START_TIMEOUT_ENV, ClusterHandle, Storage, connect, ray_temp_dir, scoped_env
+from pad_sdk.runtime._ray_tasks import evaluate_network, score_run_task, train_expert_task
 from pad_sdk.trajectories import TrajectoryStore
+
+if TYPE_CHECKING:
+    from pad_sdk.api import RawData
 
 log = structlog.get_logger(__name__)
 DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
@@ -86,7 +92,9 @@ class RayRuntime(BaseModel):
         run_id: names the run under ``storage``; the same id resumes an interrupted run. Default: new id.
         use_gpu / resources_per_worker: Ray resources of each worker and task (default 1 CPU).
         checkpoint_every: distillation iterations between checkpoints.
-        max_failures: worker-group restarts before the run fails with :class:`RayRunError`.
+        max_failures: worker-group restarts before the run fails with :class:`RayRunError`; also the number
+            of worker-group starts that may time out (``start_timeout_s`` each: a node was lost and no other
+            offers its CPUs) before the run fails instead of waiting for resources forever.
         storage_options: fsspec options for ``storage`` (endpoint, credentials).
         torch_threads: torch threads per worker; default the worker's CPUs (results depend on it: the
             in-process runtime gives bit-identical results with the same thread count).
@@ -103,6 +111,8 @@ class RayRuntime(BaseModel):
     resources_per_worker: dict[str, float] | None = None
     checkpoint_every: int = Field(25, ge=1)
     max_failures: int = Field(2, ge=0)
+    start_timeout_s: float = Field(60.0, gt=0, description="how long a (re)started worker group may wait for "
+                                   "its resources; a group that cannot start counts as a failure")
     storage_options: dict[str, Any] | None = None
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     torch_threads: int | None = Field(None, ge=1)
@@ -168,6 +178,54 @@ class RayRuntime(BaseModel):
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
+    # -- stage 1: data read by Ray Data on the workers ----------------------------------------------------
+    def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
+             storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData:
+        """Read ``source`` with Ray Data on the workers; the driver keeps labels and shapes, not images."""
+        from pad_sdk.api import open_source
+
+        self._ensure_cluster()
+        started = time.perf_counter()
+        src = open_source(source, storage_options=storage_options, **open_kwargs)
+        with translated_errors():
+            raw = read_on_cluster(src, holdout_fraction=holdout_fraction, seed=seed,
+                                  task_options=self._task_options())
+        log.info("ray.data_loaded", uri=raw.source.get("uri"), train=len(raw.train_labels),
+                 holdout=len(raw.test_labels), seconds=round(time.perf_counter() - started, 2))
+        return raw
+
+    def prepare(self, raw: RawData, zca: bool) -> PreparedData:
+        """Normalise on a worker when the data lives on the cluster; otherwise here, as the local runtime."""
+        if isinstance(raw, ClusterRaw):
+            return prepare_on_cluster(raw, zca, self._task_options())
+        from pad_sdk.api import prepare
+
+        return prepare(raw, zca=zca)
+
+    # -- stage 2: EL2N scoring runs as Ray tasks --------------------------------------------------------
+    def score(self, stages: Stages) -> torch.Tensor:
+        """One Ray task per scoring agent; the mean over runs is bit-identical to the local runtime's."""
+        import ray
+
+        self._ensure_cluster()
+        started = time.perf_counter()
+        total = stages.config.scoring.runs
+        stages.on_event("scoring", 0, total)
+        payload = ray.put((stages.config, payload_data(stages.data)))
+        task = ray.remote(score_run_task).options(**self._task_options(), max_retries=self.max_failures)
+        pending = {task.remote(payload, run, self.threads): run for run in range(total)}
+        runs: dict[int, torch.Tensor] = {}
+        try:
+            while len(runs) < total:
+                ready, _ = ray.wait([r for r, k in pending.items() if k not in runs], num_returns=1)
+                runs[pending[ready[0]]] = ray.get(ready[0])
+                stages.on_event("scoring", len(runs), total)
+        except ray.exceptions.RayError as exc:
+            raise RayRunError(f"scoring failed in run {self.run_id}: {exc}", run_id=self.run_id, iteration=None,
+                              storage=self._storage().url) from exc
+        stages._timed("scoring", started)
+        return mean_of_runs([runs[k] for k in range(total)])
+
     # -- stage 3: experts as Ray tasks ---------------------------------------------------------------
     def train_experts(self, stages: Stages, plan: ExpertPlan, store: TrajectoryStore | None) -> ExpertSource:
         """Train the experts the store lacks, one Ray task each; every trajectory lands in the shared store."""
@@ -185,7 +243,7 @@ class RayRuntime(BaseModel):
         pending = [i for i in range(total) if i not in done]
         self._report.experts_skipped = sorted(done & set(range(total)))
         stages.on_event("experts", total - len(pending), total)
-        payload = ray.put((config, stages.data, plan))
+        payload = ray.put((config, payload_data(stages.data), plan))
         task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
         waiting = [task.remote(payload, store, i, self.threads) for i in pending]
         trained: list[int] = []
@@ -227,7 +285,8 @@ class RayRuntime(BaseModel):
         fingerprint = _distill_key(stages)
         self._check_resumable(name, fingerprint)
         loop_config = {
-            "stages": ray.put((config, stages.data)), "ipc": config.ipc, "experts": _experts_spec(experts),
+            "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
+            "experts": _experts_spec(experts),
             "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
             "fault": _ray_distill.fault_from_env(),
             "checkpoints": {"url": self._storage().join(self.run_id, name),
@@ -241,7 +300,10 @@ class RayRuntime(BaseModel):
             ),
             run_config=RunConfig(
                 name=name, storage_path=storage_path, storage_filesystem=filesystem,
-                failure_config=FailureConfig(max_failures=self.max_failures),
+                # Train retries a worker group that cannot start forever unless told otherwise (mypy sees
+                # Train V1's FailureConfig; V2's, used at run time, has controller_failure_limit)
+                failure_config=FailureConfig(max_failures=self.max_failures,
+                                             controller_failure_limit=self.max_failures),  # type: ignore[call-arg]
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
             ),
         )
@@ -249,12 +311,19 @@ class RayRuntime(BaseModel):
         log.info("ray.distill_start", run_id=self.run_id, workers=self.num_workers, iterations=total,
                  storage=self._storage().join(self.run_id, name))
         try:
-            result = trainer.fit()
+            with scoped_env(START_TIMEOUT_ENV, f"{self.start_timeout_s:g}"):  # Train sends it to its controller
+                result = trainer.fit()
         except Exception as exc:  # Ray Train raises its own TrainingFailedError family (and RayError)
             last = self._last_checkpoint_iteration(name)
+            cause = getattr(exc, "controller_failure", None)
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if cause is not None and "Timeout" in type(cause).__name__:
+                why = (f"the group of {self.num_workers} workers x {self.cpus_per_worker:g} CPU could not get its "
+                       f"resources within {self.start_timeout_s:g} s, {self.max_failures + 1} times (a lost node "
+                       "that nothing replaced?)")
             raise RayRunError(
                 f"distillation run {self.run_id} failed after {self.max_failures} restarts (last checkpoint: "
-                f"iteration {last}): {exc}; rerun with the same run_id and storage to resume",
+                f"iteration {last}): {why}; rerun with the same run_id and storage to resume",
                 run_id=self.run_id, iteration=last, storage=self._storage().join(self.run_id, name),
             ) from exc
         if result.checkpoint is None:
@@ -293,26 +362,27 @@ class RayRuntime(BaseModel):
                 field="run_id", value=self.run_id,
             )
 
-    # -- stage 5: evaluation seeds as Ray tasks -----------------------------------------------------------
-    def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
-        """Train the k evaluation networks in parallel; same seeds (hence same numbers) as the local runtime."""
+    # -- stage 5: evaluation networks as Ray tasks ------------------------------------------------------
+    def evaluate(self, stages: Stages, job: EvalJob) -> EvalResult:
+        """Train the job's networks in parallel; same seeds (hence same numbers) as the local runtime."""
         import ray
 
         self._ensure_cluster()
         started = time.perf_counter()
-        settings = stages.config.evaluation
-        stages.on_event("evaluate", 0, settings.seeds, what="condensed")
-        payload = ray.put((stages.config, stages.data, synthetic.detached()))
-        task = ray.remote(evaluate_seed).options(**self._task_options(), max_retries=self.max_failures)
-        seed = derive_seed(stages.config.seed, 41)
+        stages.on_event("evaluate", 0, job.seeds, what=job.what)
+        payload = ray.put((stages.config, payload_data(stages.data), job))
+        task = ray.remote(evaluate_network).options(**self._task_options(), max_retries=self.max_failures)
         try:
-            measured = ray.get([task.remote(payload, k, seed, self.threads) for k in range(settings.seeds)])
+            measured = ray.get([task.remote(payload, k, self.threads) for k in range(job.seeds)])
         except ray.exceptions.RayError as exc:
-            raise RayRunError(f"evaluation failed in run {self.run_id}: {exc}", run_id=self.run_id,
+            raise RayRunError(f"evaluation ({job.what}) failed in run {self.run_id}: {exc}", run_id=self.run_id,
                               iteration=None, storage=self._storage().url) from exc
-        stages._timed("evaluation", started)
-        stages.on_event("evaluate", settings.seeds, settings.seeds, what="condensed")
+        stages._timed(EVAL_TIMING[job.what], started)
+        stages.on_event("evaluate", job.seeds, job.seeds, what=job.what)
         return summarise(measured, stages.data.test.num_classes, time.perf_counter() - started)
+
+    def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
+        return self.evaluate(stages, stages.condensed_job(synthetic))
 
 
 def _digest(value: Any) -> str:
@@ -351,6 +421,6 @@ def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str 
         return LocalRuntime()
     if runtime != "ray":
         raise ConfigError(f"unknown runtime {runtime!r}; choose local or ray", field="runtime", value=runtime)
-    extra = {"run_id": run_id} if run_id else {}
+    extra = {"run_id": run_id} if run_id is not None else {}  # "" reaches the validator, not a new id
     return RayRuntime(num_workers=workers, address=address, storage=storage,
                       storage_options=dict(storage_options or {}) or None, **extra)

@@ -83,6 +83,49 @@ def test_node_killed_mid_distillation_resumes_from_the_last_checkpoint(
     assert history == two_worker_run.history
 
 
+def test_node_lost_for_good_fails_the_run_which_resumes_once_a_node_returns(
+    two_nodes: Any, case: Case, reference: Reference, two_worker_run: TwoWorkerRun, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing replaces the killed node: the restarted group of two cannot get its CPUs, each start times out,
+    and after ``max_failures`` the run fails with a RayRunError instead of waiting forever."""
+    marker = tmp_path / "fault.json"
+    monkeypatch.setenv(FAULT_ENV, _fault(marker, rank=1, action="pause"))
+    storage = str(tmp_path / "runs")
+    runtime = RayRuntime(num_workers=2, storage=storage, run_id="lost-node", checkpoint_every=CHECKPOINT_EVERY,
+                         max_failures=1, start_timeout_s=5)
+    outcome: dict[str, Any] = {}
+
+    def distill() -> None:
+        try:
+            outcome["result"] = runtime.distill(case.stages, reference.experts)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    run = threading.Thread(target=distill, daemon=True)
+    run.start()
+    try:
+        _wait_for(marker, timeout=240, alive=run.is_alive)
+        two_nodes.remove_node(next(iter(two_nodes.worker_nodes)), allow_graceful=False)
+        run.join(timeout=240)
+        assert not run.is_alive(), "the run still waits for a node that will not come back"
+    finally:
+        if not two_nodes.worker_nodes:
+            two_nodes.add_node(num_cpus=1, object_store_memory=128 * 1024**2)  # as the other tests expect
+    error = outcome.get("error")
+    assert isinstance(error, RayRunError), f"expected RayRunError, got {outcome}"
+    assert error.run_id == "lost-node" and error.iteration == RESUMED_FROM
+    assert "could not get its resources within 5 s" in str(error)
+
+    # the node is back (added above): the same run id resumes from iteration 4 and ends as the uninterrupted run
+    monkeypatch.delenv(FAULT_ENV)
+    again = RayRuntime(num_workers=2, storage=storage, run_id="lost-node", checkpoint_every=CHECKPOINT_EVERY)
+    synthetic, history = again.distill(case.stages, reference.experts)
+    assert again.report.distill_restarts == [RESUMED_FROM]
+    assert torch.equal(synthetic.images, two_worker_run.synthetic.images)
+    assert history == two_worker_run.history
+
+
 def test_worker_killed_beyond_max_failures_raises_then_the_run_id_resumes(
     two_nodes: Any, case: Case, reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,142 @@
+"""Reading a connector source on the cluster with Ray Data, so that the driver never holds the images.
+
+Ray Data's read tasks stream the source's shards from storage (local files or ``s3://``) on the workers
+into the object store; one task then assembles the training and holdout sets from those blocks with the
+same code as the in-process path (:func:`pad_sdk.api.raw_from_source`), and another normalises them
+(:func:`pad_sdk.api.prepare`). Both results stay in the object store. The driver gets a *shape-only* copy:
+labels, class names, statistics and groups are real, the image tensors are on PyTorch's ``meta`` device
+(shape and dtype, no storage), so any computation on images that slipped onto the driver fails at once
+instead of quietly copying the dataset. The runtime hands the tasks the reference (``ref``) instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import connectors
+from pad_sdk.api import RawData, prepare, raw_from_source, splits_to_read
+from pad_sdk.core.training import LabelledImages
+from pad_sdk.errors import DataError, PadError
+from pad_sdk.pipeline import PreparedData
+
+
+@dataclass(frozen=True)
+class ClusterRaw(RawData):
+    """:class:`~pad_sdk.api.RawData` with shape-only images; ``ref`` is the real one in the object store."""
+
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class ClusterData(PreparedData):
+    """:class:`~pad_sdk.pipeline.PreparedData` with shape-only images; ``ref`` is the real one."""
+
+    ref: Any = None
+
+
+def shape_only(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+
+
+def _raw_outline(raw: RawData) -> ClusterRaw:
+    return ClusterRaw(shape_only(raw.train_images), raw.train_labels, shape_only(raw.test_images), raw.test_labels,
+                      raw.class_names, raw.source, raw.test_groups, raw.group_column)
+
+
+def _data_outline(data: PreparedData) -> ClusterData:
+    def outline(part: LabelledImages) -> LabelledImages:
+        return LabelledImages(shape_only(part.images), part.labels, part.num_classes)
+
+    return ClusterData(outline(data.train), outline(data.test), data.class_names, data.normalisation, data.zca,
+                       data.test_groups, data.group_column)
+
+
+def resolve(value: Any) -> Any:
+    """In a task: the real data behind ``value`` (an object-store reference), or ``value`` itself."""
+    import ray
+
+    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+
+
+def payload_data(data: PreparedData) -> Any:
+    """What a task is sent for ``data``: the reference when the images live on the cluster, else the data."""
+    return data.ref if isinstance(data, ClusterData) else data
+
+
+def collect_rows(dataset: Any, what: str) -> connectors.Batch:
+    """All rows of a (materialised) Ray dataset of connector columns, as one batch in row order."""
+    parts = [
+        connectors.Batch(np.asarray(b["image"]), np.asarray(b["label"], dtype=np.int64),
+                         None if "group" not in b else np.asarray(b["group"]), np.asarray(b["row_id"], dtype=np.int64))
+        for b in dataset.iter_batches(batch_size=None, batch_format="numpy")
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise DataError(f"no rows in {what}", field="source")
+    batch = connectors.Batch.concat(parts)
+    return batch.take(np.argsort(batch.row_ids, kind="stable"))
+
+
+def load_task(src: connectors.Source, datasets: Mapping[str | None, Any], holdout_fraction: float,
+              seed: int) -> tuple[RawData, ClusterRaw]:
+    """Runs on a worker: the train/holdout sets from the Ray Data blocks, and their shape-only outline."""
+
+    def read(source: connectors.Source, split: str | None) -> connectors.Batch:
+        return collect_rows(datasets[split], f"split {split!r} of {source.location.uri}" if split else
+                            source.location.uri)
+
+    raw = raw_from_source(src, read, holdout_fraction=holdout_fraction, seed=seed)
+    return raw, _raw_outline(raw)
+
+
+def prepare_task(raw: RawData, zca: bool) -> tuple[PreparedData, ClusterData]:
+    """Runs on a worker: normalise (and whiten) the real data; return it and its shape-only outline."""
+    data = prepare(raw, zca=zca)
+    return data, _data_outline(data)
+
+
+def unwrapped(get: Callable[[], Any]) -> Any:
+    """``get()``, with a pad-sdk error raised in a task re-raised as itself (a clear, typed error)."""
+    import ray
+
+    try:
+        return get()
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if hasattr(exc, "cause") else None
+        if isinstance(cause, PadError):
+            raise cause from None
+        raise
+
+
+def read_on_cluster(src: connectors.Source, *, holdout_fraction: float, seed: int,
+                    task_options: Mapping[str, Any]) -> ClusterRaw:
+    """Read ``src`` with Ray Data on the workers; the driver keeps the outline (see the module docstring)."""
+    import ray
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    bars, context.enable_progress_bars = context.enable_progress_bars, False  # our own events report progress
+    try:
+        datasets = {split: connectors.to_ray_dataset(src, split=split).materialize()
+                    for split in splits_to_read(src.schema)}
+    finally:
+        context.enable_progress_bars = bars
+    task: Any = ray.remote(load_task).options(num_returns=2, **task_options)  # Ray's stubs miss num_returns
+    raw_ref, outline_ref = task.remote(src, datasets, holdout_fraction, seed)
+    outline = unwrapped(lambda: ray.get(outline_ref))
+    return dataclasses.replace(outline, ref=raw_ref)
+
+
+def prepare_on_cluster(raw: ClusterRaw, zca: bool, task_options: Mapping[str, Any]) -> ClusterData:
+    import ray
+
+    task: Any = ray.remote(prepare_task).options(num_returns=2, **task_options)
+    data_ref, outline_ref = task.remote(raw.ref, zca)
+    outline = unwrapped(lambda: ray.get(outline_ref))
+    return dataclasses.replace(outline, ref=data_ref)

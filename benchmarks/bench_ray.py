@@ -96,11 +96,19 @@ def main() -> None:
     runtime.train_experts(stages, plan, None)
     ray_experts_seconds = time.perf_counter() - started
 
+    started = time.perf_counter()
+    ray_scores = runtime.score(stages)
+    ray_scoring_seconds = time.perf_counter() - started
+
     one = ray_distill(stages, experts, 1, storage)
     two = ray_distill(stages, experts, 2, storage)
-    same_as_local = bool(torch.equal(one.pop("_synthetic").images, local_synthetic.images))
-    two.pop("_synthetic")
+    one_images, two_images = one.pop("_synthetic").images, two.pop("_synthetic").images
+    same_as_local = bool(torch.equal(one_images, local_synthetic.images))
     runtime.shutdown()
+    # how far the 2-worker set is from the 1-worker one, against how far distillation moved the images at all
+    start = stages.make_distiller(experts).synthetic.images
+    moved = float((local_synthetic.images - start).abs().mean())
+    apart = float((two_images - one_images).abs().mean())
 
     iterations = len(local_history)
     results = {
@@ -131,7 +139,11 @@ def main() -> None:
             "evaluation_seconds": round(local_eval_seconds, 2),
         },
         "ray_1_worker": {**one, "bit_identical_to_in_process": same_as_local},
-        "ray_2_workers": two,
+        "ray_2_workers": {**two, "mean_abs_pixel_difference_to_1_worker": round(apart, 5),
+                          "mean_abs_pixel_change_by_distillation_1_worker": round(moved, 5)},
+        "scoring": {"driver_seconds": round(scoring_seconds, 2), "ray_tasks_seconds": round(ray_scoring_seconds, 2),
+                    "runs": stages.config.scoring.runs,
+                    "bit_identical_to_in_process": bool(torch.equal(ray_scores, stages.score()))},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -280,6 +280,18 @@ def ray_section() -> list[str]:
         r = record[key]
         out.append(f"| {label} | {r['seconds_per_iteration']:.2f} | {r['seconds_per_iteration'] / base:.2f} | "
                    f"{r['fixed_overhead_seconds']:.1f} | {100 * r['accuracy_mean']:.1f} |")
+    two = record["ray_2_workers"]
+    if "mean_abs_pixel_difference_to_1_worker" in two:
+        out += ["", "The 2-worker set differs from the 1-worker set by "
+                f"{two['mean_abs_pixel_difference_to_1_worker']:.4f} per pixel on average, while distillation "
+                "moved the images by "
+                f"{two['mean_abs_pixel_change_by_distillation_1_worker']:.4f} per pixel from their initialisation "
+                "(normalised units)."]
+    scoring = record.get("scoring")
+    if scoring:
+        out += ["", f"EL2N scoring ({scoring['runs']} agents): {scoring['driver_seconds']:.1f} s in-process, "
+                f"{scoring['ray_tasks_seconds']:.1f} s as Ray tasks (bit-identical scores: "
+                f"{scoring['bit_identical_to_in_process']})."]
     out += ["", f"Settings: {json.dumps(record['settings'])}. {record['machine'].get('note', '')}", ""]
     return out
 

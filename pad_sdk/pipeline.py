@@ -82,7 +82,15 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
 
     Non-finite values and wrong ranks are rejected with the offending row.
     """
-    tensor = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if isinstance(images, torch.Tensor):
+        tensor = images
+    else:
+        array = np.asarray(images)
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{field} must be numeric, got dtype {array.dtype}", field=field)
+        # Arrow and memory-mapped buffers are read-only; torch would share them (and warn). Copy the source
+        # dtype (uint8: a quarter of the float32 result), not the float result.
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
     if tensor.dim() != 4:

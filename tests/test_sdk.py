@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -92,6 +93,16 @@ def test_bad_arrays_get_typed_errors_that_name_the_problem(digits) -> None:  # t
         pad_sdk.distill(images, labels[:-1], ipc=1, preset="tiny")
     with pytest.raises(pad_sdk.DataError, match="needs 500 real images per class"):
         pad_sdk.distill(images, labels, ipc=500, preset="tiny", evaluate=False)
+    with pytest.raises(pad_sdk.DataError, match="images must be numeric, got dtype <U"):
+        pad_sdk.distill(images.astype(str), labels, ipc=1, preset="tiny")
+    # a read-only buffer (Arrow, memory map) is copied, never shared with a tensor that training writes to
+    frozen = images.astype(np.float32)
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it shares a read-only array
+        tensor = pad_sdk.pipeline.to_float_images(frozen)
+    tensor += 1.0
+    assert float(frozen.max()) == float(images.max())
 
 
 def test_bad_settings_name_the_field(digits) -> None:  # type: ignore[no-untyped-def]

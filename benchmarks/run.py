@@ -57,7 +57,7 @@ def commands(part: str, profile: str, quick: bool) -> list[list[str]]:
     if part == "scaling":
         return [["benchmarks.bench_scaling", "--base", "2000" if quick else "5000"]]
     if part == "ray":
-        return [["benchmarks.bench_ray", "--iterations", "10" if quick else "30"]]
+        return [["benchmarks.bench_ray", "--iterations", "10" if quick else "30"], ["benchmarks.bench_ray_data"]]
     if part == "connectors":
         return [["benchmarks.bench_connectors"]]
     raise ValueError(part)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(parts) - {*PARTS, "summary"})
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}, summary")
-    if {"quality", "scaling", "connectors"} & set(parts):
+    if {"quality", "scaling", "connectors", "ray"} & set(parts):
         ensure_fashion_mnist()
     nice = ["nice", "-n", "5"] if shutil.which("nice") else []
     log = []

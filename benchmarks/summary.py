@@ -292,7 +292,27 @@ def ray_section() -> list[str]:
         out += ["", f"EL2N scoring ({scoring['runs']} agents): {scoring['driver_seconds']:.1f} s in-process, "
                 f"{scoring['ray_tasks_seconds']:.1f} s as Ray tasks (bit-identical scores: "
                 f"{scoring['bit_identical_to_in_process']})."]
-    out += ["", f"Settings: {json.dumps(record['settings'])}. {record['machine'].get('note', '')}", ""]
+    note = record.get("note", record["machine"].get("note", ""))
+    out += ["", f"Settings: {json.dumps(record['settings'])}. {note}", ""]
+    return [*out, *_ray_data_lines()]
+
+
+def _ray_data_lines() -> list[str]:
+    record = _load("ray_data.json")
+    if record is None:
+        return []
+    out = ["### Where the images are held: Fashion-MNIST read in the driver or by the Ray runtime", "",
+           _provenance(record), "",
+           "| runtime | read + normalise s | driver memory growth MiB | images in the driver |",
+           "|---|---:|---:|---|"]
+    for way, label in (("local", "in-process"), ("ray", "Ray (Ray Data on the workers)")):
+        r = record["ways"][way]
+        out.append(f"| {label} | {r['seconds']:.1f} | {r['driver_rss_growth_mib']:.0f} | "
+                   f"{'yes' if r['images_on_driver'] else 'no (shape only)'} |")
+    local = record["ways"]["local"]
+    out += ["", f"{local['train']:,} training and {local['holdout']:,} holdout images "
+            f"({local['float32_train_and_holdout_mib']:.0f} MiB as float32); both ways give the same labels and "
+            f"normalisation statistics: {record['same_labels_and_statistics']}.", ""]
     return out
 
 

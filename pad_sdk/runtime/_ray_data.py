@@ -95,8 +95,10 @@ def load_task(src: connectors.Source, datasets: Mapping[str | None, Any], holdou
     return raw, _raw_outline(raw)
 
 
-def prepare_task(raw: RawData, zca: bool) -> tuple[PreparedData, ClusterData]:
-    """Runs on a worker: normalise (and whiten) the real data; return it and its shape-only outline."""
+def prepare_task(raw: RawData, zca: bool, threads: int) -> tuple[PreparedData, ClusterData]:
+    """Runs on a worker: normalise (and whiten) the real data; return it and its shape-only outline. The
+    thread count is set as in the other tasks: float32 statistics over millions of pixels depend on it."""
+    torch.set_num_threads(threads)
     data = prepare(raw, zca=zca)
     return data, _data_outline(data)
 
@@ -133,10 +135,10 @@ def read_on_cluster(src: connectors.Source, *, holdout_fraction: float, seed: in
     return dataclasses.replace(outline, ref=raw_ref)
 
 
-def prepare_on_cluster(raw: ClusterRaw, zca: bool, task_options: Mapping[str, Any]) -> ClusterData:
+def prepare_on_cluster(raw: ClusterRaw, zca: bool, task_options: Mapping[str, Any], threads: int) -> ClusterData:
     import ray
 
     task: Any = ray.remote(prepare_task).options(num_returns=2, **task_options)
-    data_ref, outline_ref = task.remote(raw.ref, zca)
+    data_ref, outline_ref = task.remote(raw.ref, zca, threads)
     outline = unwrapped(lambda: ray.get(outline_ref))
     return dataclasses.replace(outline, ref=data_ref)

@@ -197,7 +197,7 @@ class RayRuntime(BaseModel):
     def prepare(self, raw: RawData, zca: bool) -> PreparedData:
         """Normalise on a worker when the data lives on the cluster; otherwise here, as the local runtime."""
         if isinstance(raw, ClusterRaw):
-            return prepare_on_cluster(raw, zca, self._task_options())
+            return prepare_on_cluster(raw, zca, self._task_options(), self.threads)
         from pad_sdk.api import prepare
 
         return prepare(raw, zca=zca)

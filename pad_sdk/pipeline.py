@@ -287,9 +287,9 @@ class Stages:
     # An evaluation is an :class:`EvalJob` (what to train on, how, how many networks); a runtime runs its
     # networks (``run_eval_network``) here or elsewhere and combines them with ``summarise``.
     def condensed_job(self, synthetic: SyntheticSet, architecture: str | None = None) -> EvalJob:
-        settings = self.config.evaluation
-        return EvalJob("condensed", settings.recipe(float(synthetic.lr)), settings.seeds,
-                       derive_seed(self.config.seed, 41), architecture, synthetic=synthetic.detached())
+        settings, fixed = self.config.evaluation, synthetic.detached()
+        return EvalJob("condensed", settings.recipe(float(fixed.lr)), settings.seeds,
+                       derive_seed(self.config.seed, 41), architecture, synthetic=fixed)
 
     def random_job(self, ipc: int | None = None) -> EvalJob:
         settings = self.config.evaluation

@@ -93,7 +93,8 @@ class ClusterHandle:
         self.owned = False
 
 
-def connect(address: str | None, *, num_cpus: int | None, temp_dir: str) -> ClusterHandle:
+def connect(address: str | None, *, num_cpus: int | None, temp_dir: str,
+            object_store_bytes: int | None = None) -> ClusterHandle:
     """Join ``address`` (or ``RAY_ADDRESS``), reuse an already-initialised Ray, or start an embedded cluster."""
     set_default_env(TRAIN_ENV)
     target = address or os.environ.get("RAY_ADDRESS")
@@ -110,7 +111,8 @@ def connect(address: str | None, *, num_cpus: int | None, temp_dir: str) -> Clus
         return ClusterHandle(owned=False, address=target)
     os.makedirs(temp_dir, exist_ok=True)
     ray.init(
-        num_cpus=num_cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp_dir,
+        num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_bytes or OBJECT_STORE_BYTES,
+        _temp_dir=temp_dir,
         runtime_env=runtime_env, log_to_driver=False,
     )
     log.info("ray.started", num_cpus=num_cpus, temp_dir=temp_dir)

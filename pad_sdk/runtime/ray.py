@@ -117,6 +117,9 @@ class RayRuntime(BaseModel):
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     torch_threads: int | None = Field(None, ge=1)
     num_cpus: int | None = Field(None, ge=1, description="CPUs of an embedded cluster (default: all)")
+    object_store_mib: int | None = Field(None, ge=64, description="object store of an embedded cluster (default "
+                                         "256 MiB); a source read on the cluster lives there (raw and prepared "
+                                         "float32 copies), beyond it Ray spills to disk")
 
     _cluster: ClusterHandle | None = PrivateAttr(None)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
@@ -156,7 +159,9 @@ class RayRuntime(BaseModel):
         if self._cluster is not None and ray.is_initialized():
             return
         temp_dir = ray_temp_dir(self._storage().local_root())
-        self._cluster = connect(self.address, num_cpus=self.num_cpus, temp_dir=temp_dir)
+        self._cluster = connect(self.address, num_cpus=self.num_cpus, temp_dir=temp_dir,
+                                object_store_bytes=None if self.object_store_mib is None else self.object_store_mib
+                                * 2**20)
         total = float(ray.cluster_resources().get("CPU", 0.0))
         needed = self.num_workers * self.cpus_per_worker
         if self._cluster.owned and needed > total:

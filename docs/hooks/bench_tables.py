@@ -1,24 +1,26 @@
 """mkdocs hook: the Benchmarks page's tables, rendered at build time from ``benchmarks/results/*.json``.
 
 A placeholder line ``<!-- benchmarks: NAME -->`` in a page is replaced by the table of that result file, or
-by a note saying it has not been measured yet and which command measures it. The page therefore always
-shows the figures that are committed, never a copy that could fall behind them.
+by a note saying it has not been measured yet and which command measures it; ``<!-- benchmarks-summary:
+NAME -->`` by a section of ``benchmarks/results/SUMMARY.md``, rendered by the same code that writes it.
+The page therefore always shows the figures that are committed, never a copy that could fall behind them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 _PLACEHOLDER = re.compile(r"^<!-- benchmarks: (?P<name>[\w.-]+) -->$", re.MULTILINE)
+_SECTION = re.compile(r"^<!-- benchmarks-summary: (?P<name>[\w.-]+) -->$", re.MULTILINE)
 COMMANDS = {
     "connectors": "nice -n 5 .venv/bin/python -m benchmarks.bench_connectors",
     "distill": "nice -n 5 .venv/bin/python -m benchmarks.bench_distill (add --suite fmnist for Fashion-MNIST)",
     "comparison": "nice -n 5 .venv/bin/python benchmarks/digits_comparison.py part ipc1 (then ... merge)",
-    "ray": "nice -n 5 .venv/bin/python benchmarks/bench_ray.py",
 }
 
 
@@ -74,43 +76,35 @@ def comparison(data: dict[str, Any]) -> str:
     return text
 
 
-def ray(data: dict[str, Any]) -> str:
-    startup = data["ray_startup"]
-    text = (f"Fixed start-up: embedded cluster {startup['embedded_cluster_start_seconds']:.1f} s; Ray Train run "
-            f"{startup['trainer_fixed_overhead_seconds_1_worker']:.1f} s with 1 worker, "
-            f"{startup['trainer_fixed_overhead_seconds_2_workers']:.1f} s with 2.\n\n")
-    runs = [("in-process", data["in_process"]), ("Ray, 1 worker", data["ray_1_worker"]),
-            ("Ray, 2 workers", data["ray_2_workers"])]
-    text += _table(["runtime", "segments / iteration", "s / iteration", "mean matching loss", "accuracy %"],
-                   [[label, r.get("segments_per_iteration", 1), f"{r['seconds_per_iteration']:.2f}",
-                     f"{r['mean_matching_loss']:.4f}",
-                     f"{100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f}"]
-                    for label, r in runs])
-    experts = data.get("experts", {})
-    if experts:
-        text += (f"\n\nExperts: {experts['local_seconds']:.0f} s in-process, {experts['ray_tasks_seconds']:.0f} s as "
-                 f"Ray tasks; scoring on the driver {experts['scoring_seconds_driver']:.0f} s.")
-    if data["ray_1_worker"].get("bit_identical_to_in_process"):
-        text += " One Ray worker gave a condensed set bit-identical to the in-process one."
-    settings = data.get("settings", {})
-    text += (f"\n\nSettings: {settings.get('data')}, preset `{settings.get('preset')}` at IPC {settings.get('ipc')}, "
-             f"{settings.get('iterations')} iterations, torch threads {settings.get('torch_threads')}. "
-             f"Run: `{data.get('command')}`, commit {data.get('commit')}, {data.get('machine', {}).get('note', '')}.")
-    return text
-
-
 def render(name: str) -> str:
     kind = ("connectors" if name.startswith("connectors") else "distill" if name.startswith("distill")
-            else "ray" if name.startswith("ray") else "comparison")
+            else "comparison")
     path = RESULTS / f"{name}.json"
     if not path.is_file():
         return _missing(name, kind)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {"connectors": connectors, "distill": distill, "comparison": comparison, "ray": ray}[kind](data)
+        return {"connectors": connectors, "distill": distill, "comparison": comparison}[kind](data)
     except (KeyError, TypeError, ValueError) as exc:  # a result file in a newer layout: say so, do not guess
         return f"*`benchmarks/results/{name}.json` could not be tabulated ({type(exc).__name__}: {exc}).*"
 
 
+def summary_section(name: str) -> str:
+    """A section of ``benchmarks/results/SUMMARY.md`` (``python -m benchmarks.summary`` writes the same lines),
+    without its heading: the page gives its own heading and protocol."""
+    if str(RESULTS.parents[1]) not in sys.path:
+        sys.path.insert(0, str(RESULTS.parents[1]))
+    from benchmarks import summary
+
+    sections = {"quality-cpu": lambda: summary.quality_section("cpu"),
+                "quality-paper": lambda: summary.quality_section("paper"),
+                "scaling": summary.scaling_section, "ray": summary.ray_section}
+    lines = sections[name]()
+    while lines and (lines[0].startswith("## ") or not lines[0].strip()):
+        lines = lines[1:]
+    return "\n".join(lines).rstrip()
+
+
 def on_page_markdown(markdown: str, **_: Any) -> str:
+    markdown = _SECTION.sub(lambda m: summary_section(m["name"]), markdown)
     return _PLACEHOLDER.sub(lambda m: render(m["name"]), markdown)

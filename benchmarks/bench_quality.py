@@ -90,7 +90,8 @@ def measure_seeds(context: MethodContext, method: Method, ipc: int, seeds: int, 
     return measure(context, method, ipc, seeds, eval_networks, on_seed)
 
 
-def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) -> None:
+def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
+        only: set[str] | None = None) -> None:
     settings = PROFILES[profile]
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
@@ -118,6 +119,8 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None) ->
     for part in parts:
         ipc, methods = PARTS[part]
         for spec in methods:
+            if only is not None and spec not in only:
+                continue
             method = get_method(spec)
             if any(r.method == method_label(method) and r.ipc == ipc for r in rows):
                 continue
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
+    parser.add_argument("--methods", help="comma-separated: run only these methods of the parts (e.g. datm)")
     parser.add_argument("--tag", help="write fmnist_quality.<profile>.<tag>.json (for parts run in parallel)")
     parser.add_argument("--recover-log", type=Path,
                         help="add the finished seeds of a run cut short, from its log, as partial rows; no run")
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
-    run(args.profile, parts, args.resume, args.tag)
+    run(args.profile, parts, args.resume, args.tag, set(args.methods.split(",")) if args.methods else None)
 
 
 if __name__ == "__main__":

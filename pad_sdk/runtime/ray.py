@@ -2,17 +2,21 @@
 
 What runs where:
 
+- **data**: a source (URL or ``connectors.Source``) is read by Ray Data read tasks on the workers, split and
+  normalised by two tasks (:mod:`pad_sdk.runtime._ray_data`); the driver keeps labels, statistics and
+  shape-only images, and every task gets the object-store reference. Arrays given to the call are put into
+  the object store once from the driver.
+- **scoring**: one Ray task per EL2N agent (``Stages.score_run``), averaged in run order.
 - **experts**: one Ray task per missing expert; each calls ``Stages.train_expert`` and writes its trajectory
   to the shared :class:`~pad_sdk.trajectories.TrajectoryStore` (the driver only collects indices). Experts
   already in the store are skipped, so a resumed run never trains an expert twice.
 - **distillation**: one Ray Train ``TorchTrainer``; every worker matches its own trajectory segment and the
   gradients are averaged each iteration (see :mod:`pad_sdk.runtime._ray_distill`). Rank 0 checkpoints the
   synthetic state to ``<storage>/<run_id>/`` every ``checkpoint_every`` iterations; a lost worker or node
-  restarts the group from the last checkpoint, and a new driver with the same ``run_id`` resumes it.
-- **evaluation**: the k evaluation seeds as k parallel Ray tasks (same per-seed seeds as the local runtime).
-
-Still on the driver: reading the source into memory and normalising it (``pad_sdk.api``), and EL2N scoring
-(``Stages.score``); the prepared data then travels once to the object store (``ray.put``), not per task.
+  restarts the group from the last checkpoint, and a new driver with the same ``run_id`` resumes it. A group
+  that cannot get its resources within ``start_timeout_s`` counts as a failure (no endless wait).
+- **evaluation**: every network of an :class:`~pad_sdk.pipeline.EvalJob` (condensed set, random subset,
+  whole-data reference, other architectures) as a Ray task, with the local runtime's seeds.
 
 Only this module maps pad-sdk settings onto Ray's ``ScalingConfig``/``RunConfig``/``FailureConfig``.
 """

@@ -99,7 +99,10 @@ def summary_section(name: str) -> str:
     sections = {"quality-cpu": lambda: summary.quality_section("cpu"),
                 "quality-paper": lambda: summary.quality_section("paper"),
                 "scaling": summary.scaling_section, "ray": summary.ray_section}
-    lines = sections[name]()
+    try:
+        lines = sections[name]()
+    except (KeyError, TypeError, ValueError) as exc:  # a record in a newer layout: say so, do not guess
+        return f"*Section {name!r} of the benchmark summary could not be rendered ({type(exc).__name__}: {exc}).*"
     while lines and (lines[0].startswith("## ") or not lines[0].strip()):
         lines = lines[1:]
     return "\n".join(lines).rstrip()

@@ -107,13 +107,16 @@ def _ablation_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
         for i in IPCS:
             if (with_, i) in rows and (without, i) in rows:
                 a, b = rows[(with_, i)]["accuracies"], rows[(without, i)]["accuracies"]
+                n = min(len(a), len(b))  # a row cut short: pair the seeds both have
+                a, b = a[:n], b[:n]
                 diffs = [100 * (x - y) for x, y in zip(a, b, strict=True)]
                 std = statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
                 lines.append(f"| {with_} vs {without} | {i} | {100 * statistics.fmean(a):.1f} | "
-                             f"{100 * statistics.fmean(b):.1f} | {statistics.fmean(diffs):+.1f} ± {std:.1f} |")
+                             f"{100 * statistics.fmean(b):.1f} | {statistics.fmean(diffs):+.1f} ± {std:.1f} | {n} |")
     out += ["### PAD filter ablation (paired over seeds: same evaluation networks per seed)", ""]
     if lines:
-        out += ["| comparison | IPC | with % | without % | gain (points) |", "|---|---:|---:|---:|---:|", *lines]
+        out += ["| comparison | IPC | with % | without % | gain (points) | seeds |", "|---|---:|---:|---:|---:|---:|",
+                *lines]
     else:
         out.append(f"{NOT_RUN.capitalize()}: no ablation rows in this record.")
     return out
@@ -123,6 +126,17 @@ def _quality_records(profile: str) -> list[dict[str, Any]]:
     """The profile's record and the tagged ones (parts run in parallel processes), main file first."""
     paths = sorted(RESULTS.glob(f"fmnist_quality.{profile}.*json"), key=lambda p: (p.name.count("."), p.name))
     return [json.loads(p.read_text()) for p in paths]
+
+
+def _other_overrides(records: list[dict[str, Any]]) -> list[str]:
+    """Records whose overrides differ from the first record's (settings changed between runs) say how."""
+    first = records[0]["profile_settings"]["overrides"]
+    others: dict[str, list[str]] = {}
+    for r in records[1:]:
+        if r["profile_settings"]["overrides"] != first:
+            others.setdefault(json.dumps(r["profile_settings"]["overrides"]), []).append(f"`{_command(r['command'])}`")
+    lines = [f"Overrides of {', '.join(runs)}: `{overrides}`." for overrides, runs in others.items()]
+    return [*lines, ""] if lines else []
 
 
 def quality_section(profile: str) -> list[str]:
@@ -138,7 +152,8 @@ def quality_section(profile: str) -> list[str]:
     shared_all: dict[str, float] = {}
     for r in records:
         for key, row in _rows(r).items():
-            merged.setdefault(key, row)
+            if key not in merged or len(row["accuracies"]) > len(merged[key]["accuracies"]):
+                merged[key] = row  # a row measured again with more seeds wins over one cut short
         for k, v in r.get("shared_seconds", {}).items():
             shared_all[k] = shared_all.get(k, 0.0) + v
     rows = merged
@@ -153,6 +168,7 @@ def quality_section(profile: str) -> list[str]:
             f"{ev['epochs']} epochs, SGD momentum {ev['momentum']}, weight decay {ev['weight_decay']}, lr = learned "
             f"step size (trajectory methods) or {ev['random_lr']} (real subsets), x0.1 at half, DSA "
             f"{'on' if ev['augment'] else 'off'}, soft labels for PAD/DATM. Accuracy % mean ± std over seeds.", "",
+            *_other_overrides(records),
             "| method | " + " | ".join(f"IPC {i}" for i in IPCS) + " | source |",
             "|---|" + "---:|" * len(IPCS) + "---|"]
     methods = list(dict.fromkeys([*MATRIX, *(m for m, _ in rows)]))

@@ -17,7 +17,6 @@ import argparse
 import json
 import re
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import torch
 from benchmarks._meta import commit, stamp
 from pad_sdk.api import RawData, load_source, prepare
 from pad_sdk.compare import ComparisonRow, ComparisonTable, measure
-from pad_sdk.methods import Method, MethodContext, get_method, method_label
+from pad_sdk.methods import MethodContext, get_method, method_label
 
 RESULTS = Path(__file__).parent / "results"
 FMNIST = "/usr/share/datasets/fashion-mnist/"
@@ -83,13 +82,6 @@ def output_path(profile: str, tag: str | None = None) -> Path:
     return RESULTS / (f"fmnist_quality.{profile}.{tag}.json" if tag else f"fmnist_quality.{profile}.json")
 
 
-def measure_seeds(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int,
-                  on_seed: Callable[[ComparisonRow], None]) -> ComparisonRow:
-    """:func:`pad_sdk.compare`'s measurement (same seeds, same evaluation networks per seed), reporting the row
-    after every seed so that a run cut short keeps the seeds it finished."""
-    return measure(context, method, ipc, seeds, eval_networks, on_seed)
-
-
 def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
         only: set[str] | None = None) -> None:
     settings = PROFILES[profile]
@@ -124,7 +116,7 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
             method = get_method(spec)
             if any(r.method == method_label(method) and r.ipc == ipc for r in rows):
                 continue
-            rows.append(measure_seeds(context, method, ipc, settings["seeds"], settings["eval_networks"], write))
+            rows.append(measure(context, method, ipc, settings["seeds"], settings["eval_networks"], write))
             write(None)
             print(f"{method_label(method)} IPC {ipc}: {100 * rows[-1].mean:.1f} ± {100 * rows[-1].std:.1f} "
                   f"({rows[-1].seconds:.0f} s/run; shared {dict(context.shared_seconds)})", flush=True)

@@ -70,7 +70,8 @@ def main() -> None:
     stages = build_stages(args.iterations, args.ipc)
     local = LocalRuntime()
     started = time.perf_counter()
-    plan = stages.expert_plan(stages.orders(stages.score()))
+    local_scores = stages.score()
+    plan = stages.expert_plan(stages.orders(local_scores))
     scoring_seconds = time.perf_counter() - started
     started = time.perf_counter()
     experts = local.train_experts(stages, plan, None)
@@ -141,7 +142,7 @@ def main() -> None:
                           "mean_abs_pixel_change_by_distillation_1_worker": round(moved, 5)},
         "scoring": {"driver_seconds": round(scoring_seconds, 2), "ray_tasks_seconds": round(ray_scoring_seconds, 2),
                     "runs": stages.config.scoring.runs,
-                    "bit_identical_to_in_process": bool(torch.equal(ray_scores, stages.score()))},
+                    "bit_identical_to_in_process": bool(torch.equal(ray_scores, local_scores))},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -19,7 +19,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from pad_sdk.api import arrays_to_raw, prepare
-from pad_sdk.compare import DEFAULT_METHODS, ComparisonTable, _measure
+from pad_sdk.compare import DEFAULT_METHODS, ComparisonTable, measure
 from pad_sdk.methods import MethodContext, get_method
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -46,7 +46,7 @@ def run_part(name: str) -> None:
     context = MethodContext(prepare(raw, zca=False), "cpu-small", OVERRIDES, 0)
     rows = []
     for spec in methods:
-        rows.append(_measure(context, get_method(spec), ipc, 3, 1))
+        rows.append(measure(context, get_method(spec), ipc, 3, 1))
         table = ComparisonTable(tuple(rows), {"preset": "cpu-small", "ipc": [ipc], "seeds": 3, "eval_networks": 1,
                                               "overrides": OVERRIDES}, dict(context.shared_seconds))
         table.to_json(str(RESULTS / f"digits_comparison.{name}.json"))

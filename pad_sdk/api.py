@@ -63,9 +63,8 @@ def load_source(
     ``read(src, split)`` returns the rows of a split (all rows for None) in row order; the default reads
     them here, the Ray runtime passes one that collects them from Ray Data blocks on a worker.
     """
-    with translated_errors():
-        src = open_source(source, storage_options=storage_options, **open_kwargs)
-        return raw_from_source(src, read or _read_here, holdout_fraction=holdout_fraction, seed=seed)
+    src = open_source(source, storage_options=storage_options, **open_kwargs)
+    return raw_from_source(src, read or _read_here, holdout_fraction=holdout_fraction, seed=seed)
 
 
 def open_source(source: str | connectors.Source, *, storage_options: Mapping[str, Any] | None = None,

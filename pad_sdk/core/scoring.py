@@ -74,6 +74,8 @@ def el2n_scores(
     on_run_end: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Mean EL2N score (N,) of every example over ``scoring.runs`` independently seeded agents."""
+    device = device or data.images.device
+    data = LabelledImages(data.images.to(device), data.labels.to(device), data.num_classes)  # once, not per agent
     runs = []
     for run in range(scoring.runs):
         runs.append(el2n_run(data, build_network, scoring, run, seed=seed, augment=augment, device=device))

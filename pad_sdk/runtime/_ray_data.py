@@ -12,7 +12,7 @@ instead of quietly copying the dataset. The runtime hands the tasks the referenc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,12 +103,12 @@ def prepare_task(raw: RawData, zca: bool, threads: int) -> tuple[PreparedData, C
     return data, _data_outline(data)
 
 
-def unwrapped(get: Callable[[], Any]) -> Any:
-    """``get()``, with a pad-sdk error raised in a task re-raised as itself (a clear, typed error)."""
+def unwrapped(ref: Any) -> Any:
+    """``ray.get(ref)``, with a pad-sdk error raised in the task re-raised as itself (a clear, typed error)."""
     import ray
 
     try:
-        return get()
+        return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if hasattr(exc, "cause") else None
         if isinstance(cause, PadError):
@@ -131,7 +131,7 @@ def read_on_cluster(src: connectors.Source, *, holdout_fraction: float, seed: in
         context.enable_progress_bars = bars
     task: Any = ray.remote(load_task).options(num_returns=2, **task_options)  # Ray's stubs miss num_returns
     raw_ref, outline_ref = task.remote(src, datasets, holdout_fraction, seed)
-    outline = unwrapped(lambda: ray.get(outline_ref))
+    outline = unwrapped(outline_ref)
     return dataclasses.replace(outline, ref=raw_ref)
 
 
@@ -140,5 +140,5 @@ def prepare_on_cluster(raw: ClusterRaw, zca: bool, task_options: Mapping[str, An
 
     task: Any = ray.remote(prepare_task).options(num_returns=2, **task_options)
     data_ref, outline_ref = task.remote(raw.ref, zca, threads)
-    outline = unwrapped(lambda: ray.get(outline_ref))
+    outline = unwrapped(outline_ref)
     return dataclasses.replace(outline, ref=data_ref)

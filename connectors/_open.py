@@ -8,7 +8,8 @@ from typing import Any
 from fsspec.spec import AbstractFileSystem
 
 from connectors._fs import Location, resolve
-from connectors.errors import SchemaError
+from connectors.errors import InvalidArgumentError, SchemaError
+from connectors.sources._limits import DEFAULT_MEMORY_LIMIT
 from connectors.sources.base import Source, SourceOptions
 from connectors.sources.idx import IdxSource
 from connectors.sources.imagefolder import IMAGE_EXTENSIONS, ImageFolderSource
@@ -36,6 +37,7 @@ def open_source(
     image_shape: Sequence[int] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     filesystem: AbstractFileSystem | None = None,
+    memory_limit: int | None = None,
 ) -> Source:
     """Open a dataset by URL. Nothing is read beyond a listing until ``schema`` or a batch is asked for.
 
@@ -48,7 +50,19 @@ def open_source(
         storage_options: fsspec options; for S3 also ``endpoint_url``, ``region``, ``profile``, ``anon``,
             ``key``, ``secret``, ``token``. Credentials never appear in errors or logs.
         filesystem: an fsspec filesystem instance to use instead of resolving ``uri``'s protocol.
+        memory_limit: the largest single buffer (bytes) a reader may allocate: a batch, a label array,
+            one decoded image (default :data:`DEFAULT_MEMORY_LIMIT`, 2 GiB). Sizes that files declare
+            are checked against it, and against the bytes actually present, before anything is
+            allocated (MemoryLimitError, DeclaredSizeError).
     """
+    if memory_limit is not None and (
+        isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 1
+    ):
+        raise InvalidArgumentError(
+            f"must be a positive number of bytes, got {memory_limit!r}",
+            field="memory_limit",
+            allowed="an integer >= 1",
+        )
     loc = resolve(uri, storage_options, filesystem)
     fmt = _detect(loc) if format == "auto" else format
     if fmt not in FORMATS:
@@ -60,6 +74,7 @@ def open_source(
         split_column=split_column,
         class_names=None if class_names is None else tuple(class_names),
         image_shape=None if image_shape is None else tuple(int(d) for d in image_shape),
+        memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
     )
     return FORMATS[fmt](loc, options)
 

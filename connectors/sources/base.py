@@ -17,6 +17,7 @@ import structlog
 from connectors._fs import Location
 from connectors.errors import DataValidationError, EmptyDatasetError, SchemaError
 from connectors.schema import Batch, LabelEncoder, ScanStats, SourceSchema, check_finite
+from connectors.sources._limits import DEFAULT_MEMORY_LIMIT, check_memory, nbytes
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,7 @@ class SourceOptions:
     split_column: str | None = None
     class_names: tuple[str, ...] | None = None
     image_shape: tuple[int, ...] | None = None
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
 
 
 @dataclass
@@ -119,10 +121,18 @@ class Source(ABC):
                 :func:`connectors.stratified_split`. Still streamed: reading stops after the last one.
         Yields:
             :class:`Batch` with images (N, C, H, W) in the source dtype, labels (N,) int64.
+        Raises:
+            MemoryLimitError when one batch of images would exceed the source's ``memory_limit``.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         schema = self.schema
+        check_memory(
+            self._row_bytes() * min(batch_size, schema.num_rows),
+            self.options.memory_limit,
+            f"a batch of {batch_size} images of shape {schema.image_shape} {schema.dtype}; lower batch_size",
+            uri=self.location.uri,
+        )
         wanted = self._check_rows(rows, schema.num_rows)
         self._check_split(split, schema)
         start, stop = (
@@ -150,12 +160,18 @@ class Source(ABC):
 
     def read_all(self, split: str | None = None, rows: Sequence[int] | np.ndarray | None = None) -> Batch:
         """Load the selected rows into memory as one :class:`Batch` (for small data only)."""
-        parts = list(self.iter_batches(65536, split=split, rows=rows))
+        # Batches as large as the memory limit allows (one image at least), at most 65536 rows.
+        batch_size = max(1, min(65536, self.options.memory_limit // max(1, self._row_bytes())))
+        parts = list(self.iter_batches(batch_size, split=split, rows=rows))
         if not parts:
             raise EmptyDatasetError("no rows selected", uri=self.location.uri)
         return Batch.concat(parts)
 
     # -- internals -----------------------------------------------------------------------------------
+    def _row_bytes(self) -> int:
+        schema = self.schema
+        return nbytes(schema.image_shape, np.dtype(schema.dtype).itemsize)
+
     def _build_schema(self) -> tuple[SourceSchema, LabelEncoder]:
         opts = self.options
         scan = self._scan()

@@ -5,6 +5,9 @@ or a directory of ``{split}-images-idx3-ubyte[.gz]`` / ``{split}-labels-idx1-uby
 prefix names the split (``train``; ``t10k`` and ``test`` become ``test``). Images stream in chunks: the
 header is parsed, then ``batch_size`` images are read at a time (through ``gzip`` when compressed, which
 decompresses incrementally). Labels (one byte per row) are read whole.
+
+Headers are not trusted: the size each one declares is checked against the bytes present (see
+:meth:`IdxSource._checked_header`) and every read against the memory limit, before anything is allocated.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from connectors._fs import fingerprint
 from connectors.errors import CorruptDataError, SourceNotFoundError
 from connectors.schema import ScanStats
+from connectors.sources._limits import check_memory, check_present, deflate_capacity, nbytes
 from connectors.sources.base import RawChunk, ScanResult, Source
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -41,6 +45,14 @@ class _Header:
     dtype: np.dtype
     shape: tuple[int, ...]
     offset: int
+
+    @property
+    def row_bytes(self) -> int:
+        return nbytes(self.shape[1:], self.dtype.itemsize)
+
+    @property
+    def data_bytes(self) -> int:
+        return nbytes(self.shape, self.dtype.itemsize)
 
 
 class IdxSource(Source):
@@ -118,19 +130,48 @@ class IdxSource(Source):
         shape = struct.unpack(">" + "I" * head[3], dims_raw)
         return _Header(np.dtype(_DTYPES[head[2]]), shape, 4 + 4 * head[3])
 
-    def _read_pair(self, pair: _Pair) -> tuple[_Header, np.ndarray]:
+    def _checked_header(self, path: str) -> _Header:
+        """Parse ``path``'s header and check the size it declares against the bytes present.
+
+        Plain files: the file size. Gzip files: the most the compressed size can expand to, then the
+        gzip trailer's length field (one small read); only when that disagrees (a truncated file, or
+        several gzip members) are the bytes decompressed and counted, in bounded memory.
+        """
         loc = self.location
-        with ExitStack() as stack, loc.translating(pair.images):
-            header = self._header(self._open(pair.images, stack), pair.images)
-        with ExitStack() as stack, loc.translating(pair.labels):
-            f = self._open(pair.labels, stack)
-            lab_header = self._header(f, pair.labels)
-            labels = self._read_exact(f, lab_header, lab_header.shape[0], pair.labels)
+        with ExitStack() as stack, loc.translating(path):
+            size = int(loc.fs.size(path))
+            raw = stack.enter_context(loc.fs.open(path, "rb"))
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if compressed else raw
+            header = self._header(f, path)
+            declared = header.offset + header.data_bytes
+            shown = loc.display(path)
+            if not compressed:
+                check_present(declared, size, "IDX file", uri=loc.uri, file=shown)
+                return header
+            what = "gzip IDX file (present: the most its compressed size expands to)"
+            check_present(declared, deflate_capacity(size), what, uri=loc.uri, file=shown)
+            raw.seek(max(0, size - 4))
+            if int.from_bytes(raw.read(4), "little") != declared % 2**32:
+                raw.seek(0)
+                present = _count(cast(IO[bytes], gzip.GzipFile(fileobj=raw)), declared)
+                check_present(declared, present, "IDX file (decompressed)", uri=loc.uri, file=shown)
+        return header
+
+    def _read_pair(self, pair: _Pair) -> tuple[_Header, np.ndarray]:
+        loc, limit = self.location, self.options.memory_limit
+        header = self._checked_header(pair.images)
+        lab_header = self._checked_header(pair.labels)
         if len(header.shape) not in (3, 4) or len(lab_header.shape) != 1:
             raise CorruptDataError(
                 f"unexpected IDX shapes {header.shape} / {lab_header.shape}",
                 uri=loc.uri,
                 file=loc.display(pair.images),
+            )
+        if lab_header.dtype.kind not in "iu":
+            raise CorruptDataError(
+                f"IDX labels must be integers, got {lab_header.dtype}", uri=loc.uri, file=loc.display(pair.labels)
             )
         if lab_header.shape[0] != header.shape[0]:
             raise CorruptDataError(
@@ -138,16 +179,24 @@ class IdxSource(Source):
                 uri=loc.uri,
                 file=loc.display(pair.labels),
             )
+        check_memory(header.row_bytes, limit, "one IDX image", uri=loc.uri, file=loc.display(pair.images))
+        with ExitStack() as stack, loc.translating(pair.labels):
+            f = self._open(pair.labels, stack)
+            f.seek(lab_header.offset)
+            labels = self._read_exact(f, lab_header, lab_header.shape[0], pair.labels)
         return header, labels.astype(np.int64)
 
     def _read_exact(self, f: IO[bytes], header: _Header, count: int, path: str) -> np.ndarray:
-        per = int(np.prod(header.shape[1:], dtype=np.int64)) * header.dtype.itemsize
-        data = f.read(per * count)
-        if len(data) < per * count:
+        loc = self.location
+        want = header.row_bytes * count
+        # Checked before reading: a buffered read allocates the whole request up front.
+        check_memory(want, self.options.memory_limit, f"{count} IDX rows", uri=loc.uri, file=loc.display(path))
+        data = f.read(want)
+        if len(data) < want:
             raise CorruptDataError(
-                f"truncated IDX file: expected {per * count} bytes, got {len(data)}",
-                uri=self.location.uri,
-                file=self.location.display(path),
+                f"truncated IDX file: expected {want} bytes, got {len(data)}",
+                uri=loc.uri,
+                file=loc.display(path),
             )
         arr = np.frombuffer(data, dtype=header.dtype).reshape(count, *header.shape[1:])
         return arr.astype(header.dtype.newbyteorder("="), copy=not header.dtype.isnative)
@@ -175,7 +224,7 @@ class IdxSource(Source):
             lo, hi = max(start, first) - first, min(stop, first + n) - first
             if lo >= hi or (split is not None and pair.split != split):
                 continue
-            per = int(np.prod(header.shape[1:])) * header.dtype.itemsize
+            per = header.row_bytes
             with ExitStack() as stack, loc.translating(pair.images):
                 f = self._open(pair.images, stack)
                 # gzip "seeks" forward by decompressing; plain files seek directly.
@@ -192,3 +241,14 @@ class IdxSource(Source):
                         np.arange(first + s, first + s + count, dtype=np.int64),
                         loc.display(pair.images),
                     )
+
+
+def _count(f: IO[bytes], enough: int) -> int:
+    """Bytes readable from ``f`` (read in 1 MiB pieces), stopping once ``enough`` have been seen."""
+    total = 0
+    while total < enough:
+        got = len(f.read(min(enough - total, 1 << 20)))
+        if got == 0:
+            break
+        total += got
+    return total

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from connectors._fs import fingerprint
-from connectors.errors import DataValidationError, SchemaError, SourceNotFoundError
+from connectors.errors import DataValidationError, MemoryLimitError, SchemaError, SourceNotFoundError
 from connectors.schema import ScanStats
 from connectors.sources._decode import decode_images
+from connectors.sources._limits import check_memory
 from connectors.sources.base import RawChunk, ScanResult, Source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -72,28 +73,25 @@ class ImageFolderSource(Source):
         return ScanResult(stats, tuple(first.images.shape[1:]), first.images.dtype.name, stored, digest)
 
     def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
-        loc = self.location
-        paths, classes, splits, _ = self._list()
+        loc, limit = self.location, self.options.memory_limit
+        paths, classes, splits, infos = self._list()
         for s in range(start, stop, batch_size):
             chunk = paths[s : min(stop, s + batch_size)]
+            # Each file is fetched whole: its listed size counts before any byte is read.
+            sizes = [int(infos[p].get("size") or 0) for p in chunk]
+            check_memory(sum(sizes), limit, f"{len(chunk)} image files", uri=loc.uri, file=loc.display(chunk[0]))
             with loc.translating(chunk[0]):
                 blobs = loc.fs.cat(chunk, on_error="raise")
             row_ids = np.arange(s, s + len(chunk), dtype=np.int64)
             try:
                 images = decode_images(
-                    [blobs[p] for p in chunk], row_ids, uri=loc.uri, file=None, column="<image file>"
+                    [blobs[p] for p in chunk], row_ids, uri=loc.uri, file=None, column="<image file>", max_bytes=limit
                 )
-            except DataValidationError as err:
+            except (DataValidationError, MemoryLimitError) as err:
                 # Re-raise naming the exact file of the bad row (each row is its own file here).
                 bad = paths[err.row] if err.row is not None else chunk[0]
-                raise DataValidationError(
-                    err.message,
-                    uri=loc.uri,
-                    file=loc.display(bad),
-                    row=err.row,
-                    column=err.column,
-                    value=err.value,
-                ) from err
+                err._name_file(loc.display(bad))
+                raise
             yield RawChunk(
                 images,
                 classes[s : s + len(chunk)],

@@ -193,7 +193,8 @@ class ParquetSource(Source):
                 )
             arr, typ = arr.field("bytes"), typ.field("bytes").type
         if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
-            return decode_images(arr.to_pylist(), row_ids, uri=uri, file=shown, column=name)
+            blobs = arr.to_pylist()
+            return decode_images(blobs, row_ids, uri=uri, file=shown, column=name, max_bytes=self.options.memory_limit)
         if isinstance(typ, pa.FixedShapeTensorType):
             return self._fit(arr.to_numpy_ndarray(), tuple(typ.shape), row_ids, shown)
         if pa.types.is_fixed_size_binary(typ):

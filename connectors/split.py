@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from connectors.errors import EmptyDatasetError, InsufficientDataError
+from connectors.errors import EmptyDatasetError, InsufficientDataError, InvalidArgumentError
 
 __all__ = ["SplitPlan", "require_per_class", "stratified_split"]
 
@@ -44,9 +44,18 @@ def stratified_split(labels: np.ndarray, holdout_fraction: float, seed: int) -> 
 
     Args:
         labels: (N,) integer class ids, in row order.
+        holdout_fraction: the share of each class to hold out, strictly between 0 and 1.
+    Raises:
+        InvalidArgumentError (a ValueError) naming ``holdout_fraction`` when it is not in (0, 1) (NaN
+        included); EmptyDatasetError when there are no labels.
     """
-    if not 0.0 <= holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
+    if not _is_fraction(holdout_fraction):
+        raise InvalidArgumentError(
+            f"must be strictly between 0 and 1, got {holdout_fraction!r}",
+            field="holdout_fraction",
+            allowed="0 < value < 1",
+            value=holdout_fraction,
+        )
     labels = np.asarray(labels)
     if labels.size == 0:
         raise EmptyDatasetError("cannot split an empty dataset")
@@ -61,6 +70,13 @@ def stratified_split(labels: np.ndarray, holdout_fraction: float, seed: int) -> 
     mask = np.ones(labels.size, dtype=bool)
     mask[hold] = False
     return SplitPlan(np.flatnonzero(mask).astype(np.int64), hold.astype(np.int64), seed, holdout_fraction)
+
+
+def _is_fraction(value: Any) -> bool:
+    # NaN fails both comparisons; bools and strings are not fractions even where Python would compare them.
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return 0.0 < float(value) < 1.0
 
 
 def require_per_class(

@@ -16,7 +16,7 @@ import annotated_types as at
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from policies.errors import FieldIssue, PolicyValidationError
+from policies.errors import FieldIssue, PolicyValidationError, short_repr
 
 
 def translate_validation_error(
@@ -38,7 +38,7 @@ def _issue(err: Any, model: type[BaseModel]) -> FieldIssue:
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
         keys = sorted(parent.model_fields) if parent else []
-        message = f"unknown key {loc[-1]!r}"
+        message = f"unknown key {short_repr(loc[-1])}"
         close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
         if close:
             message += f"; did you mean {close[0]!r}?"
@@ -46,7 +46,7 @@ def _issue(err: Any, model: type[BaseModel]) -> FieldIssue:
     if ctx.get("allowed"):
         return FieldIssue(_join(model, loc), err["msg"], str(ctx["allowed"]))
     info = _field_at(model, loc)
-    message = err["msg"] if kind == "missing" else f"{err['msg']}, got {err['input']!r}"
+    message = err["msg"] if kind == "missing" else f"{err['msg']}, got {short_repr(err['input'])}"
     return FieldIssue(_join(model, loc), message, describe_field(info) if info else None)
 
 

@@ -13,12 +13,38 @@ so the tree here is self-contained:
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the verdict module imports nothing from here at runtime; avoid the cycle anyway
     from policies.verdict import RuleResult, Verdict
+
+# Messages quote user input (values, keys, file names). A hostile file must not turn into a huge message:
+# each quoted value, each issue line and each message is cut to these lengths, and at most
+# MAX_LISTED_ISSUES issues are spelled out (``issues`` still holds all of them).
+MAX_VALUE_CHARS = 120
+MAX_ISSUE_CHARS = 400
+MAX_MESSAGE_CHARS = 4000
+MAX_LISTED_ISSUES = 25
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, MAX_VALUE_CHARS, MAX_VALUE_CHARS, 40
+
+
+def short_repr(value: Any) -> str:
+    """A ``repr`` of at most :data:`MAX_VALUE_CHARS` characters, built without rendering ``value`` whole."""
+    try:
+        text = repr(value) if isinstance(value, str | bytes | float) else _REPR.repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return cap(text, MAX_VALUE_CHARS)
+
+
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -54,12 +80,14 @@ class PolicyValidationError(PolicyError, ValueError):
         self.issues: tuple[FieldIssue, ...] = tuple(issues)
         self.source = source
         self.what = what
-        origin = f" in {source}" if source else ""
+        origin = f" in {cap(source, 300)}" if source else ""
         count = len(self.issues)
         plural = "problem" if count == 1 else "problems"
         lines = [f"invalid {what}{origin} ({count} {plural}):"]
-        lines += [f"  - {issue}" for issue in self.issues]
-        super().__init__("\n".join(lines))
+        lines += [f"  - {cap(str(issue), MAX_ISSUE_CHARS)}" for issue in self.issues[:MAX_LISTED_ISSUES]]
+        if count > MAX_LISTED_ISSUES:
+            lines.append(f"  ... and {count - MAX_LISTED_ISSUES} more")
+        super().__init__(cap("\n".join(lines), MAX_MESSAGE_CHARS))
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -74,8 +102,9 @@ class PolicyFileError(PolicyError):
         self.path = path
         self.line = line
         self.column = column
-        where = path if line is None else f"{path}, line {line}" + (f", column {column}" if column else "")
-        super().__init__(f"{where}: {message}")
+        shown = cap(path, 300)
+        where = shown if line is None else f"{shown}, line {line}" + (f", column {column}" if column else "")
+        super().__init__(cap(f"{where}: {message}", MAX_MESSAGE_CHARS))
 
 
 class CompressionInfeasibleError(PolicyError, ValueError):

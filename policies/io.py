@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from policies.errors import PolicyFileError
+from policies.errors import PolicyFileError, short_repr
 from policies.run import RunPolicy
 
 Format = Literal["yaml", "json"]
@@ -29,12 +29,68 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "run_policy.schema.json"
 _SUFFIXES: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
+#: The most values that aliases may add to a policy document. A real policy has well under a hundred
+#: values; a 300-byte "billion laughs" document expands to 387 million (and, quoted in an error, gave a
+#: 312 MB message).
+MAX_ALIAS_EXPANSION = 10_000
+
+
 class _PolicyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and reads ``1e-3`` as a number.
+    """SafeLoader that rejects duplicate keys, alias bombs and recursive aliases, and reads ``1e-3`` as a number.
 
     PyYAML silently keeps the last of two equal keys (a reviewer's edit would vanish) and, following YAML
-    1.1, reads ``1e-3`` (no dot) as text; both are surprises in a policy file.
+    1.1, reads ``1e-3`` (no dot) as text; both are surprises in a policy file. Aliases are allowed (a list
+    shared by two sections), but what they add to the document is bounded by :data:`MAX_ALIAS_EXPANSION`,
+    checked on the node graph before anything is constructed.
     """
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise a YAML error when aliases make ``root`` expand by more than MAX_ALIAS_EXPANSION values, or
+    when an alias refers to a value that contains it.
+
+    Each node's expanded size is computed once (aliases share nodes), so the check costs the size of the
+    text, not of the expansion.
+    """
+    sizes: dict[int, int] = {}  # id(node) -> values in its expansion, for every distinct node
+    open_nodes: set[int] = set()  # on the current path: meeting one again means a recursive alias
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+        elif key in open_nodes:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to a value that contains it (recursive alias)", node.start_mark
+            )
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] - len(sizes) > MAX_ALIAS_EXPANSION:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"aliases expand the document by more than {MAX_ALIAS_EXPANSION} values (a policy needs far "
+            "fewer; is it an alias bomb?)",
+            root.start_mark,
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _mapping_without_duplicates(loader: _PolicyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -47,7 +103,7 @@ def _mapping_without_duplicates(loader: _PolicyLoader, node: yaml.MappingNode) -
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"duplicate key {key!r} (first given on line {first_line[key]})",
+                    f"duplicate key {short_repr(key)} (first given on line {first_line[key]})",
                     key_node.start_mark,
                 )
             first_line[key] = key_node.start_mark.line + 1
@@ -109,6 +165,8 @@ def _parse(text: str, fmt: Format, source: str) -> Any:
     if fmt == "json":
         try:
             return json.loads(text, object_pairs_hook=_json_object_without_duplicates)
+        except RecursionError as exc:
+            raise PolicyFileError("invalid JSON: values nested too deeply", path=source) from exc
         except json.JSONDecodeError as exc:
             raise PolicyFileError(
                 f"invalid JSON: {exc.msg}", path=source, line=exc.lineno, column=exc.colno
@@ -116,9 +174,11 @@ def _parse(text: str, fmt: Format, source: str) -> Any:
         except ValueError as exc:  # duplicate key from the hook (no position is known)
             raise PolicyFileError(str(exc), path=source) from exc
     if fmt != "yaml":
-        raise PolicyFileError(f"unknown format {fmt!r}; use 'yaml' or 'json'", path=source)
+        raise PolicyFileError(f"unknown format {short_repr(fmt)}; use 'yaml' or 'json'", path=source)
     try:
         return yaml.load(text, Loader=_PolicyLoader)  # a SafeLoader subclass: no arbitrary objects
+    except RecursionError as exc:  # PyYAML composes recursively
+        raise PolicyFileError("invalid YAML: values nested too deeply", path=source) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
@@ -132,7 +192,7 @@ def _json_object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, A
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise ValueError(f"duplicate key {key!r} in a JSON object")
+            raise ValueError(f"duplicate key {short_repr(key)} in a JSON object")
         obj[key] = value
     return obj
 

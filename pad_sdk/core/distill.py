@@ -23,6 +23,7 @@ from torch import nn
 from pad_sdk.config import DistillSettings
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, StudentProblem, plan_unroll
+from pad_sdk.core.memory import UnrollChoice, choose_unroll, default_budget
 from pad_sdk.core.params import ParamSpec, functional_forward
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.errors import DataError, DistillationError
@@ -104,9 +105,15 @@ def initialise_synthetic(
 
 
 def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Logits (N, K) on the host of the network with ``params`` on ``images`` (N, C, H, W), held anywhere.
+
+    Each chunk goes to the network's device (the data usually stays on the host while the network is on a
+    GPU: the first GPU run crashed here)."""
+    device = params.device
     with torch.no_grad():
         network.eval()
-        out = torch.cat([functional_forward(network, spec, params, chunk) for chunk in torch.split(images, 256)])
+        out = torch.cat([functional_forward(network, spec, params, chunk.to(device)).cpu()
+                         for chunk in torch.split(images, 256)])
         network.train()
     return out
 
@@ -183,6 +190,7 @@ class Distiller:
     augment: DiffAugment | None = None
     iteration: int = 0
     history: list[IterationRecord] = field(default_factory=list)
+    unroll: UnrollChoice | None = None  # chosen at the first iteration (``distill.unroll``, default auto)
     _expert_queue: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -226,9 +234,13 @@ class Distiller:
             self.network, self.spec, self.synthetic.images, self.synthetic.label_logits, self.synthetic.lr,
             self.augment if s.augment else None,
         )
+        if self.unroll is None:
+            budget = (int(s.memory_budget_gib * 2**30) if s.memory_budget_gib is not None
+                      else default_budget(device))
+            self.unroll = choose_unroll(s.unroll, problem, start, plan, budget)
         for opt in (self.image_opt, self.lr_opt, self.label_opt):
             opt.zero_grad(set_to_none=True)
-        loss = float(UNROLL_MODES[s.unroll](problem, start, target, plan, self.selection))
+        loss = float(UNROLL_MODES[self.unroll.mode](problem, start, target, plan, self.selection))
         if not math.isfinite(loss):
             raise DistillationError(
                 f"matching loss became {loss} at iteration {self.iteration} (expert {expert}, start epoch "

@@ -98,11 +98,16 @@ def distribution_matching(
     seed: int,
     generator: torch.Generator,
     augment: DiffAugment | None = None,
+    device: torch.device | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> torch.Tensor:
-    """Optimise synthetic images (S, C, H, W) of ``classes`` (S,) by DM against ``pools[c]`` (n_c, C, H, W)."""
-    device = images.device
-    synthetic = images.detach().clone().requires_grad_(True)
+    """Optimise synthetic images (S, C, H, W) of ``classes`` (S,) by DM against ``pools[c]`` (n_c, C, H, W).
+
+    The networks and the synthetic set live on ``device`` (default: the images' device); real batches move there.
+    """
+    device = device or images.device
+    synthetic = images.detach().to(device).clone().requires_grad_(True)
+    classes = classes.to(device)
     optimiser = torch.optim.SGD([synthetic], lr=settings.lr_img, momentum=settings.momentum)
     size = tuple(images.shape[-2:])
     for iteration in range(settings.iterations):
@@ -113,7 +118,8 @@ def distribution_matching(
         blocks = list(kept_blocks(depth, settings.alpha))
         real_batches, syn_batches = [], []
         for label, pool in enumerate(pools):
-            real = pool[torch.randperm(pool.shape[0], generator=generator)[: settings.batch_real].to(device)]
+            picks = torch.randperm(pool.shape[0], generator=generator)[: settings.batch_real]
+            real = pool[picks.to(pool.device)].to(device, non_blocking=True)
             syn = synthetic[classes == label]
             if settings.augment and augment is not None:
                 draw = augment.sample(1, size, generator=generator, siamese=True)  # type: ignore[arg-type]

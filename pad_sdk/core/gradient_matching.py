@@ -100,10 +100,10 @@ def class_gradients(network: nn.Module, images: torch.Tensor, label: int, *, cre
     return torch.autograd.grad(loss, list(network.parameters()), create_graph=create_graph)
 
 
-def _sample(pool: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """``size`` random rows of ``pool`` (N, C, H, W) without replacement (all of them if fewer)."""
+def _sample(pool: torch.Tensor, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``size`` random rows of ``pool`` (N, C, H, W) without replacement (all of them if fewer), on ``device``."""
     picks = torch.randperm(pool.shape[0], generator=generator)[:size]
-    return pool[picks.to(pool.device)]
+    return pool[picks.to(pool.device)].to(device, non_blocking=True)
 
 
 def matching_step_loss(
@@ -124,7 +124,7 @@ def matching_step_loss(
     size = tuple(synthetic.shape[-2:])
     total = synthetic.new_zeros(())
     for label, pool in enumerate(pools):
-        real = _sample(pool, settings.batch_real, generator)
+        real = _sample(pool, settings.batch_real, generator, synthetic.device)
         syn = synthetic[classes == label]
         if settings.augment and augment is not None:
             draw = augment.sample(1, size, generator=generator, siamese=True)  # type: ignore[arg-type]
@@ -145,14 +145,18 @@ def gradient_matching(
     seed: int,
     generator: torch.Generator,
     augment: DiffAugment | None = None,
+    device: torch.device | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> torch.Tensor:
     """Optimise the synthetic images (S, C, H, W) of ``classes`` (S,) by gradient matching; returns a copy.
 
     Network ``it`` is built with seed ``derive_seed(seed, it)``, so two runs with the same seeds agree.
+    The networks and the synthetic set live on ``device`` (default: the images' device); the real pools
+    stay where they are and only sampled batches move.
     """
-    device = images.device
-    synthetic = images.detach().clone().requires_grad_(True)
+    device = device or images.device
+    synthetic = images.detach().to(device).clone().requires_grad_(True)
+    classes = classes.to(device)
     optimiser = torch.optim.SGD([synthetic], lr=settings.lr_img, momentum=settings.momentum)
     inner = TrainRecipe(epochs=settings.inner_loop, lr=settings.lr_net, batch_size=256, augment=settings.augment)
     for iteration in range(settings.iterations):

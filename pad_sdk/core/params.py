@@ -66,11 +66,17 @@ def flatten_params(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).clone()
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's parameters (the host for a module without any)."""
+    first = next(module.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def load_flat_params(module: nn.Module, flat: torch.Tensor) -> None:
     """Copy a flat vector (P,) into the module's parameters in place."""
     spec = ParamSpec.of(module)
     with torch.no_grad():
-        for param, value in zip(module.parameters(), spec.unflatten(flat.to(next(module.parameters()).device)).values(),
+        for param, value in zip(module.parameters(), spec.unflatten(flat.to(device_of(module))).values(),
                                 strict=True):
             param.copy_(value)
 

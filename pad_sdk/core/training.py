@@ -11,6 +11,7 @@ from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.matching import soft_cross_entropy
+from pad_sdk.core.params import device_of
 
 
 @dataclass(frozen=True)
@@ -72,24 +73,27 @@ def train_network(
     ``targets`` are hard labels (N,) int64 or label logits (N, K) for soft cross-entropy.
     ``epoch_indices(e)`` chooses the examples of epoch e (PAD's data scheduler); default: all.
     ``on_epoch_end(e, network)`` is called after every epoch (experts snapshot their parameters there).
+    Data may live anywhere: each minibatch moves to the network's device (a no-op when it is already there).
     """
     optimizer = torch.optim.SGD(
         network.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
     soft = targets.dim() == 2
-    everything = torch.arange(images.shape[0], device=images.device)
+    device = device_of(network)
+    everything = torch.arange(images.shape[0])
     network.train()
     for epoch in range(recipe.epochs):
         if recipe.decay_at_half and epoch == recipe.epochs // 2:
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * 0.1
         indices = epoch_indices(epoch) if epoch_indices is not None else everything
-        for batch in minibatches(indices.to(images.device), recipe.batch_size, generator):
-            x = images[batch]
+        for batch in minibatches(indices.cpu(), recipe.batch_size, generator):
+            x = images[batch].to(device, non_blocking=True)
+            y = targets[batch].to(device, non_blocking=True)
             if augment is not None and recipe.augment:
                 x = augment(x, generator=generator)
             logits = network(x)
-            loss = soft_cross_entropy(logits, targets[batch]) if soft else F.cross_entropy(logits, targets[batch])
+            loss = soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -100,9 +104,10 @@ def train_network(
 
 @torch.no_grad()
 def predict_logits(network: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, K) of ``network`` in eval mode."""
+    """Logits (N, K) of ``network`` in eval mode, on the network's device (each chunk is moved there)."""
+    device = device_of(network)
     network.eval()
-    outputs = [network(chunk) for chunk in torch.split(images, batch_size)]
+    outputs = [network(chunk.to(device, non_blocking=True)) for chunk in torch.split(images, batch_size)]
     network.train()
     return torch.cat(outputs)
 

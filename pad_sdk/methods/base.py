@@ -95,7 +95,8 @@ class MethodContext:
         """A trained network for embeddings: the final checkpoint of the first plain expert (no filters)."""
         config = self.config(ipc, {"experts": {"fiex": "off"}})
         trajectory = self.experts(config)[0]
-        network = seeded(0, self.stages(config).network_factory())
+        stages = self.stages(config)
+        network = seeded(0, stages.network_factory()).to(stages.device)
         load_flat_params(network, trajectory[-1])
         return cast(Network, network.eval())
 

@@ -8,12 +8,15 @@ agent (the final checkpoint of the first plain expert); the EL2N subsets use the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
+from torch import nn
 
 from pad_sdk.core.coresets import el2n_subset, per_class
 from pad_sdk.core.distill import SyntheticSet
 from pad_sdk.core.evaluate import random_subset
+from pad_sdk.core.params import device_of
 from pad_sdk.core.seeding import derive_seed, make_generator
 from pad_sdk.methods.base import MethodContext, hard_labelled
 
@@ -37,8 +40,10 @@ class RealSubset:
             return random_subset(train.labels, train.num_classes, ipc, make_generator(derive_seed(*parts)))
         if self.selector in ("herding", "kcenter"):
             agent = context.agent(ipc)
+            device = device_of(cast(nn.Module, agent))
             with torch.no_grad():
-                embeddings = torch.cat([agent.embed(chunk) for chunk in torch.split(train.images, 1024)])
+                embeddings = torch.cat([agent.embed(chunk.to(device)).cpu()
+                                        for chunk in torch.split(train.images, 1024)])
             return per_class(embeddings, train.labels, train.num_classes, ipc, self.selector)
         if self.selector.startswith("el2n-"):
             return el2n_subset(context.orders(config), ipc, self.selector.removeprefix("el2n-"))

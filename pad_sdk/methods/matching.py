@@ -115,6 +115,6 @@ def _condense(context: MethodContext, ipc: int, seed: int, fiex: bool, match: An
         images, classes, real, stages.network_factory(), settings,
         seed=derive_seed(context.seed, stream, ipc, seed),
         generator=make_generator(derive_seed(context.seed, stream + 1, seed)),
-        augment=stages.augment,
+        augment=stages.augment, device=stages.device,
     )
     return hard_labelled(context, result, classes, config.evaluation.random_lr)

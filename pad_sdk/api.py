@@ -336,7 +336,7 @@ def sweep(
             condensed=condensed, config=cfg, accuracy=accuracy, verdict=verdict, timings=timings,
             loss_history=tuple(r.loss for r in history), source=raw.source,
             policy=None if run_policy is None else run_policy.model_dump(mode="json"),
-            measurements=measurements,
+            measurements=measurements, decisions=dict(stages.decisions),
         ))
     return results
 

@@ -147,7 +147,13 @@ class DistillSettings(_Frozen):
     soft_labels: bool = True
     learn_labels: bool = True
     learn_lr: bool = True
-    unroll: Literal["full", "recompute"] = "full"
+    unroll: Literal["auto", "full", "recompute"] = Field(
+        "auto", description="full: keep every student step's graph (fastest, memory grows with syn_steps x "
+        "batch_syn); recompute: rebuild one step at a time (bounded memory, ~1.25-1.45x the time); auto: full "
+        "when its measured footprint fits memory_budget_gib, else recompute")
+    memory_budget_gib: float | None = Field(
+        None, gt=0, description="memory the unroll may plan to use; None: 85 % of the GPU's free memory, or half "
+        "of the available RAM on a CPU")
     augment: bool = True
 
     @model_validator(mode="after")
@@ -195,6 +201,19 @@ class EvalSettings(_Frozen):
         )
 
 
+class ComputeSettings(_Frozen):
+    """How the GPU computes (each is measured on and off by ``python -m benchmarks.gpu_check``).
+
+    ``tf32``: TensorFloat-32 for matmuls and convolutions on Ampere or newer (None keeps PyTorch's defaults:
+    on for cuDNN convolutions, off for matmuls). ``bf16_training``: bfloat16 autocast for scoring agents,
+    experts and evaluation networks (never for the distillation itself, whose matching loss is a small
+    difference of large parameter vectors).
+    """
+
+    tf32: bool | None = None
+    bf16_training: bool = False
+
+
 class PadConfig(_Frozen):
     """Everything one PAD run needs besides the data."""
 
@@ -204,6 +223,7 @@ class PadConfig(_Frozen):
     experts: ExpertSettings = ExpertSettings()
     distill: DistillSettings = DistillSettings()
     evaluation: EvalSettings = EvalSettings()
+    compute: ComputeSettings = ComputeSettings()
     zca: bool = False
     seed: int = 0
     device: str = "auto"

@@ -7,7 +7,8 @@ Progress leaves through an ``on_event(stage, done, total, **facts)`` callback, n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import structlog
 import torch
 from torch import nn
 
-from pad_sdk.config import PadConfig
+from pad_sdk.config import ComputeSettings, PadConfig
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet, initialise_synthetic
 from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
@@ -44,6 +45,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+@contextmanager
+def compute_mode(settings: ComputeSettings, device: torch.device, *, training: bool = False) -> Iterator[None]:
+    """TF32 and (for plain network training and evaluation) bfloat16 autocast on CUDA, as ``settings`` say;
+    PyTorch's global flags are restored on exit. Elsewhere a no-op."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if settings.tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = settings.tf32
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=training and settings.bf16_training):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 @dataclass(frozen=True)
@@ -131,13 +149,16 @@ def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int
 class Stages:
     """Stage functions bound to one configuration, dataset and device."""
 
-    def __init__(self, config: PadConfig, data: PreparedData, *, on_event: EventSink | None = None) -> None:
+    def __init__(self, config: PadConfig, data: PreparedData, *, on_event: EventSink | None = None,
+                 device: torch.device | None = None) -> None:
         self.config = config
         self.data = data
-        self.device = resolve_device(config.device)
+        # networks live on ``device``; the data stays where it is and moves batch by batch
+        self.device = device if device is not None else resolve_device(config.device)
         self.on_event = on_event or _no_events
         self.augment = DiffAugment()
         self.timings: dict[str, float] = {}
+        self.decisions: dict[str, Any] = {}  # settings chosen during the run (unroll mode), with the reasons
 
     # -- networks --------------------------------------------------------------------------------
     def network_factory(self, name: str | None = None) -> Callable[[], nn.Module]:
@@ -153,6 +174,10 @@ class Stages:
 
         return build
 
+    def compute(self, *, training: bool = False) -> Any:
+        """The run's compute mode (TF32, bf16 training) on its device: see :func:`compute_mode`."""
+        return compute_mode(self.config.compute, self.device, training=training)
+
     def _timed(self, stage: str, started: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
@@ -165,17 +190,20 @@ class Stages:
         started = time.perf_counter()
         total = self.config.scoring.runs
         self.on_event("scoring", 0, total)
-        scores = el2n_scores(
-            self.data.train, self.network_factory(), self.scoring_recipe(), seed=derive_seed(self.config.seed, 11),
-            augment=self.augment, device=self.device, on_run_end=lambda run: self.on_event("scoring", run + 1, total),
-        )
+        with self.compute(training=True):
+            scores = el2n_scores(
+                self.data.train, self.network_factory(), self.scoring_recipe(), seed=derive_seed(self.config.seed, 11),
+                augment=self.augment, device=self.device,
+                on_run_end=lambda run: self.on_event("scoring", run + 1, total),
+            )
         self._timed("scoring", started)
         return scores
 
     def score_run(self, run: int) -> torch.Tensor:
         """One agent's EL2N scores (N,) float64: :meth:`score` is ``mean_of_runs`` of runs 0..runs-1."""
-        return el2n_run(self.data.train, self.network_factory(), self.scoring_recipe(), run,
-                        seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device)
+        with self.compute(training=True):
+            return el2n_run(self.data.train, self.network_factory(), self.scoring_recipe(), run,
+                            seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device)
 
     def orders(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return class_orders(scores, self.data.train.labels, self.data.train.num_classes)
@@ -228,10 +256,11 @@ class Stages:
         }
 
     def train_expert(self, index: int, plan: ExpertPlan) -> torch.Tensor:
-        return train_expert(
-            self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
-            seed=derive_seed(self.config.seed, 21, index), augment=self.augment, device=self.device,
-        )
+        with self.compute(training=True):
+            return train_expert(
+                self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
+                seed=derive_seed(self.config.seed, 21, index), augment=self.augment, device=self.device,
+            )
 
     def train_experts(self, plan: ExpertPlan, store: TrajectoryStore | None = None) -> ExpertSource:
         """Train the experts that ``store`` lacks (all of them without a store); return them all."""
@@ -279,9 +308,16 @@ class Stages:
         distiller = self.make_distiller(experts, ipc)
         total = self.config.distill.iterations
         self.on_event("distill", 0, total)
-        distiller.run(total, lambda r: self.on_event("distill", r.iteration + 1, total, loss=r.loss))
+        with self.compute():
+            distiller.run(total, lambda r: self.on_event("distill", r.iteration + 1, total, loss=r.loss))
+        self.record_unroll(distiller)
         self._timed("distillation", started)
         return distiller.synthetic.detached(), distiller.history
+
+    def record_unroll(self, distiller: Distiller) -> None:
+        if distiller.unroll is not None:
+            self.decisions["unroll"] = distiller.unroll.to_dict()
+            log.info("distill.unroll", mode=distiller.unroll.mode, reason=distiller.unroll.reason)
 
     # -- stage 5: evaluation ------------------------------------------------------------------------
     # An evaluation is an :class:`EvalJob` (what to train on, how, how many networks); a runtime runs its
@@ -317,8 +353,9 @@ class Stages:
             images, targets = self.data.train.images[job.rows], self.data.train.labels[job.rows]
         else:
             images, targets = self.data.train.images, self.data.train.labels
-        return train_and_test(images, targets, self.data.test, self.network_factory(job.architecture), job.recipe,
-                              seed=job.seed, index=index, augment=self.augment, device=self.device)
+        with self.compute(training=True):
+            return train_and_test(images, targets, self.data.test, self.network_factory(job.architecture),
+                                  job.recipe, seed=job.seed, index=index, augment=self.augment, device=self.device)
 
     def evaluate(self, job: EvalJob) -> EvalResult:
         """All networks of ``job`` in this process, one after the other."""

@@ -147,6 +147,7 @@ class DistillResult:
     source: Mapping[str, Any]
     policy: Mapping[str, Any] | None = None
     measurements: Mapping[str, Any] = field(default_factory=dict)  # the measured results a policy judges
+    decisions: Mapping[str, Any] = field(default_factory=dict)  # settings chosen during the run, with reasons
 
     # conveniences for the common case
     @property
@@ -178,6 +179,7 @@ class DistillResult:
             "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
             "verdict": None if self.verdict is None else self.verdict.model_dump(mode="json"),
             "timings": dict(self.timings),
+            "decisions": dict(self.decisions),
             "source": dict(self.source),
             "config": self.config.model_dump(mode="json"),
         }

@@ -83,6 +83,8 @@ class IpcEntry(_Frozen):
     verdict_basis: Literal["policy", "default"] = Field(
         description="policy: the run's policy; default: RunPolicy.default_for_ipc, as no policy was given")
     timings: dict[str, float]
+    decisions: dict[str, Any] = Field(
+        default_factory=dict, description="settings chosen during the run and why, e.g. the unroll mode")
     loss_history: tuple[float, ...]
     loss_stride: int = Field(default=1, description="loss_history keeps every k-th iteration")
     grid_png: str = Field(description="base64 PNG: the condensed images, one row per class")
@@ -273,6 +275,7 @@ def build_report(
             ipc=result.config.ipc, images=int(result.images.shape[0]), learned_lr=result.learned_lr,
             export_uri=uri, accuracy=accuracy, cost=cost, verdict=verdict, verdict_basis=basis,
             timings={k: float(v) for k, v in result.timings.items()}, loss_history=loss, loss_stride=stride,
+            decisions=json.loads(json.dumps(dict(result.decisions), default=str)),
             grid_png=base64.b64encode(condensed_grid_png(result.condensed)).decode(),
             config=result.config.model_dump(mode="json"),
         ))

@@ -61,9 +61,9 @@ PARTS: dict[str, tuple[int, tuple[str, ...]]] = {
 }
 
 
-def load_fashion_mnist(train_per_class: int | None, seed: int = 0) -> RawData:
+def load_fashion_mnist(train_per_class: int | None, seed: int = 0, data_dir: str = FMNIST) -> RawData:
     """The official train/test split; ``train_per_class`` keeps a seeded stratified subset of train."""
-    raw = load_source(FMNIST, holdout_fraction=0.2, seed=seed)
+    raw = load_source(data_dir, holdout_fraction=0.2, seed=seed)
     if train_per_class is None:
         return raw
     rng = np.random.default_rng(seed)

@@ -50,12 +50,15 @@ def train_func(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker; ``config`` is built by ``RayRuntime.distill``."""
     import ray
     import ray.train
+    import ray.train.torch
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config["threads"])  # results depend on the thread count; keep it explicit
     pad_config, data = ray.get(config["stages"])
-    stages = Stages(pad_config, resolve(data))
+    # with GPUs, Ray Train assigns each worker its device (the local rank's GPU); without, the config decides
+    device = ray.train.torch.get_device() if config.get("use_gpu") else None
+    stages = Stages(pad_config, resolve(data), device=device)
     ipc = config["ipc"]
     distiller = stages.make_distiller(open_experts(config["experts"]), ipc)
     if rank > 0:
@@ -150,6 +153,7 @@ def _report(distiller: Distiller, run: _RunState, rank: int, world: int) -> None
                 "seconds": run.seconds,
                 "world_size": world,
                 "fingerprint": run.fingerprint,
+                "unroll": None if distiller.unroll is None else distiller.unroll.to_dict(),
             }
             torch.save(state, Path(directory) / STATE_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(directory)

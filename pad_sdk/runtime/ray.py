@@ -94,7 +94,12 @@ class RayRuntime(BaseModel):
         storage: fsspec URL shared by all workers for checkpoints and trajectories (``s3://...`` on a
             cluster); default a directory under the system temp directory.
         run_id: names the run under ``storage``; the same id resumes an interrupted run. Default: new id.
-        use_gpu / resources_per_worker: Ray resources of each worker and task (default 1 CPU).
+        use_gpu: distillation workers get one GPU each (``ScalingConfig(use_gpu=True)``), and scoring, expert and
+            evaluation tasks get ``gpus_per_task`` GPUs.
+        gpus_per_task: GPUs of each scoring, expert and evaluation task; fractional, so that several small
+            networks share one GPU (0.25: four experts train side by side on each GPU). Default: 1 with
+            ``use_gpu``, else 0.
+        resources_per_worker: Ray resources of each distillation worker and task (default 1 CPU).
         checkpoint_every: distillation iterations between checkpoints.
         max_failures: worker-group restarts before the run fails with :class:`RayRunError`; also the number
             of worker-group starts that may time out (``start_timeout_s`` each: a node was lost and no other
@@ -112,6 +117,8 @@ class RayRuntime(BaseModel):
     storage: str | None = None
     run_id: str = Field(default_factory=lambda: f"pad-{uuid.uuid4().hex[:12]}")
     use_gpu: bool = False
+    gpus_per_task: float | None = Field(None, ge=0, description="GPUs per scoring/expert/evaluation task "
+                                        "(fractional shares one GPU); default 1 with use_gpu, else 0")
     resources_per_worker: dict[str, float] | None = None
     checkpoint_every: int = Field(25, ge=1)
     max_failures: int = Field(2, ge=0)
@@ -153,7 +160,9 @@ class RayRuntime(BaseModel):
 
     def _task_options(self) -> dict[str, Any]:
         extra = {k: v for k, v in (self.resources_per_worker or {}).items() if k not in ("CPU", "GPU")}
-        gpus = float((self.resources_per_worker or {}).get("GPU", 1.0 if self.use_gpu else 0.0))
+        default = 1.0 if self.use_gpu else 0.0
+        gpus = self.gpus_per_task if self.gpus_per_task is not None else float(
+            (self.resources_per_worker or {}).get("GPU", default))
         return {"num_cpus": self.cpus_per_worker, "num_gpus": gpus, **({"resources": extra} if extra else {})}
 
     # -- cluster lifecycle ----------------------------------------------------------------------------
@@ -297,6 +306,7 @@ class RayRuntime(BaseModel):
             "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
             "experts": _experts_spec(experts),
             "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
+            "use_gpu": self.use_gpu,
             "fault": _ray_distill.fault_from_env(),
             "checkpoints": {"url": self._storage().join(self.run_id, name),
                             "storage_options": dict(self.storage_options or {})},
@@ -345,6 +355,8 @@ class RayRuntime(BaseModel):
         self._report.distill_fit_seconds = time.perf_counter() - started
         self._report.world_size = int(state["world_size"])
         self._report.checkpoint_path = result.checkpoint.path
+        if state.get("unroll") is not None:
+            stages.decisions["unroll"] = dict(state["unroll"])
         stages.on_event("distill", total, total, loss=history[-1].loss if history else float("nan"))
         stages._timed("distillation", started)
         log.info("ray.distill_done", run_id=self.run_id, restarts=self._report.distill_restarts,
@@ -422,7 +434,8 @@ def _experts_spec(experts: ExpertSource) -> dict[str, Any]:
 
 def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str | None = None,
                          storage: str | None = None, run_id: str | None = None,
-                         storage_options: Mapping[str, Any] | None = None) -> Any:
+                         storage_options: Mapping[str, Any] | None = None, use_gpu: bool = False,
+                         gpus_per_task: float | None = None) -> Any:
     """What a CLI needs: ``local`` (default) or ``ray`` with workers, address, storage and run id."""
     from pad_sdk.runtime import LocalRuntime
 
@@ -431,5 +444,5 @@ def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str 
     if runtime != "ray":
         raise ConfigError(f"unknown runtime {runtime!r}; choose local or ray", field="runtime", value=runtime)
     extra = {"run_id": run_id} if run_id is not None else {}  # "" reaches the validator, not a new id
-    return RayRuntime(num_workers=workers, address=address, storage=storage,
-                      storage_options=dict(storage_options or {}) or None, **extra)
+    return RayRuntime(num_workers=workers, address=address, storage=storage, use_gpu=use_gpu,
+                      gpus_per_task=gpus_per_task, storage_options=dict(storage_options or {}) or None, **extra)

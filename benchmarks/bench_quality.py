@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from benchmarks._meta import commit, stamp
-from pad_sdk.api import RawData, load_source, prepare
 from pad_sdk.compare import ComparisonRow, ComparisonTable, measure
+from pad_sdk.data import RawData, load_source, prepare
 from pad_sdk.methods import MethodContext, get_method, method_label
 
 RESULTS = Path(__file__).parent / "results"

@@ -21,7 +21,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from benchmarks._meta import stamp
-from pad_sdk.api import arrays_to_raw, prepare
+from pad_sdk.data import arrays_to_raw, prepare
 from pad_sdk.pipeline import Stages
 from pad_sdk.presets import preset_config
 from pad_sdk.runtime import LocalRuntime

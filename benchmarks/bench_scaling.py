@@ -33,8 +33,8 @@ def _one(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import connectors
-    from pad_sdk.api import arrays_to_raw, prepare
     from pad_sdk.core.experts import ExpertPlan
+    from pad_sdk.data import arrays_to_raw, prepare
     from pad_sdk.pipeline import Stages
     from pad_sdk.presets import preset_config
 

@@ -18,8 +18,8 @@ import sys
 import torch
 from sklearn.datasets import load_digits
 
-from pad_sdk.api import arrays_to_raw, prepare
 from pad_sdk.compare import DEFAULT_METHODS, ComparisonTable, measure
+from pad_sdk.data import arrays_to_raw, prepare
 from pad_sdk.methods import MethodContext, get_method
 
 RESULTS = pathlib.Path(__file__).parent / "results"

@@ -67,8 +67,8 @@ def _peak_gib(device: torch.device) -> float | None:
 # -- same_work -------------------------------------------------------------------------------------------
 def same_work(device: torch.device, quick: bool, data_dir: str) -> dict[str, Any]:
     from benchmarks.bench_quality import PROFILES, load_fashion_mnist
-    from pad_sdk.api import prepare
     from pad_sdk.compare import measure
+    from pad_sdk.data import prepare
     from pad_sdk.methods import MethodContext, get_method
 
     settings = json.loads(json.dumps(PROFILES["cpu"]))
@@ -221,8 +221,8 @@ def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], N
 def quality(device: torch.device, quick: bool, data_dir: str,
             write: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     from benchmarks.bench_quality import load_fashion_mnist
-    from pad_sdk.api import prepare
     from pad_sdk.compare import measure
+    from pad_sdk.data import prepare
     from pad_sdk.methods import MethodContext, get_method
 
     per_class = 20 if quick else 1000

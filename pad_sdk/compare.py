@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
-from pad_sdk.api import ArrayLike, _read_input, prepare
 from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.core.evaluate import evaluate_set
 from pad_sdk.core.seeding import derive_seed
+from pad_sdk.data import ArrayLike, prepare, read_input
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
 from pad_sdk.pipeline import EventSink
 from pad_sdk.presets import preset_config
@@ -155,7 +155,7 @@ def compare(
     """
     ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
     chosen = [get_method(m) for m in methods]  # unknown names fail before any work
-    raw = _read_input(source, labels, LocalRuntime(), test_images=test_images, test_labels=test_labels,
+    raw = read_input(source, labels, LocalRuntime(), test_images=test_images, test_labels=test_labels,
                       class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
                       storage_options=storage_options, source_options={})
     first = preset_config(preset, ipcs[0], {**dict(overrides or {}), "seed": seed})

@@ -245,9 +245,12 @@ def validate_config(data: dict[str, object]) -> PadConfig:
     try:
         return PadConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}", field=field, value=first.get("input")) from exc
+        raise config_error(exc, "invalid settings") from exc
+
+
+def config_error(exc: ValidationError, what: str) -> ConfigError:
+    """A pydantic validation error as a :class:`ConfigError` naming the first bad field (and listing all)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+    return ConfigError(f"{what}: {problems}", field=field, value=first.get("input"))

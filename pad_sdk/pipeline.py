@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import structlog
 import torch
 from torch import nn
@@ -27,9 +26,9 @@ from pad_sdk.core.params import ParamSpec
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_run, el2n_scores
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
-from pad_sdk.core.training import Accuracy, LabelledImages, TrainRecipe
-from pad_sdk.core.zca import ZCAWhitening
-from pad_sdk.errors import DataError
+from pad_sdk.core.training import Accuracy, TrainRecipe
+from pad_sdk.data import Normalisation, PreparedData, to_float_images, to_labels  # noqa: F401  (re-exported)
+from pad_sdk.errors import ConfigError
 from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
@@ -64,86 +63,17 @@ def compute_mode(settings: ComputeSettings, device: torch.device, *, training: b
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
-@dataclass(frozen=True)
-class Normalisation:
-    """Per-channel mean and std (C,) of the training images, applied before everything else."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def apply(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (images - mean) / std
-
-    def invert(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return images * std + mean
+def scoring_key(config: PadConfig) -> str:
+    """What EL2N orders depend on: one key for every cache of them (sweep, comparisons, runtimes)."""
+    return f"scoring:{config.zca}:{config.seed}:{config.network.model_dump_json()}:{config.scoring.model_dump_json()}"
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """Normalised (and optionally ZCA-whitened) train and holdout sets."""
-
-    train: LabelledImages
-    test: LabelledImages
-    class_names: tuple[str, ...]
-    normalisation: Normalisation
-    zca: ZCAWhitening | None = None
-    test_groups: np.ndarray | None = None  # (N_test,) group value of each holdout example, if the source has one
-    group_column: str | None = None
-
-
-def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
-    """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255].
-
-    Non-finite values and wrong ranks are rejected with the offending row.
-    """
-    if isinstance(images, torch.Tensor):
-        tensor = images
-    else:
-        array = np.asarray(images)
-        if array.dtype.kind not in "biuf":
-            raise DataError(f"{field} must be numeric, got dtype {array.dtype}", field=field)
-        # Arrow and memory-mapped buffers are read-only; torch would share them (and warn). Copy the source
-        # dtype (uint8: a quarter of the float32 result), not the float result.
-        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
-    if tensor.dim() == 3:
-        tensor = tensor.unsqueeze(1)
-    if tensor.dim() != 4:
-        raise DataError(f"{field} must have shape (N, C, H, W) or (N, H, W), got {tuple(tensor.shape)}", field=field)
-    if tensor.shape[0] == 0:
-        raise DataError(f"{field} is empty", field=field)
-    if not torch.is_floating_point(tensor):
-        scale = 255.0 if tensor.dtype == torch.uint8 or int(tensor.max()) > 1 else 1.0
-        tensor = tensor.float() / scale
-    tensor = tensor.float()
-    bad = ~torch.isfinite(tensor.reshape(tensor.shape[0], -1)).all(dim=1)
-    if bad.any():
-        row = int(torch.nonzero(bad)[0])
-        raise DataError(f"{field} row {row} contains NaN or infinite values", field=field, row=row)
-    return tensor.contiguous()
-
-
-def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int | None, field: str = "labels"
-              ) -> torch.Tensor:
-    """Integer class ids (N,) in [0, num_classes); bad rows are named."""
-    tensor = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
-    if tensor.dim() != 1 or tensor.shape[0] != num_rows:
-        raise DataError(f"{field} must have shape ({num_rows},), got {tuple(tensor.shape)}", field=field)
-    if torch.is_floating_point(tensor) and not torch.equal(tensor, tensor.round()):
-        row = int(torch.nonzero(tensor != tensor.round())[0])
-        raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
-    tensor = tensor.long()
-    upper = num_classes if num_classes is not None else int(tensor.max()) + 1
-    bad = (tensor < 0) | (tensor >= upper)
-    if bad.any():
-        row = int(torch.nonzero(bad)[0])
-        raise DataError(
-            f"{field} row {row} has class {int(tensor[row])}, outside [0, {upper})", field=field, row=row
-        )
-    return tensor
+def experts_key(config: PadConfig) -> str:
+    """What expert trajectories depend on (with the orders when the experts use them)."""
+    static = config.experts.static_ratios(config.ipc) if config.experts.fiex == "static" else None
+    scoring = scoring_key(config) if config.experts.fiex != "off" else "-"
+    return (f"experts:{config.zca}:{config.seed}:{config.network.model_dump_json()}:"
+            f"{config.experts.model_dump_json()}:{static}:{scoring}")
 
 
 class Stages:
@@ -213,11 +143,13 @@ class Stages:
         experts = self.config.experts
         if experts.fiex == "scheduler":
             if orders is None:
-                raise ValueError("the data scheduler needs difficulty orders; run the scoring stage")
+                raise ConfigError("experts.fiex=scheduler needs difficulty orders; run the scoring stage first",
+                                  field="experts.fiex", value=experts.fiex)
             return ExpertPlan(schedule=experts.schedule.schedule(), orders=tuple(orders))
         if experts.fiex == "static":
             if orders is None:
-                raise ValueError("static pruning needs difficulty orders; run the scoring stage")
+                raise ConfigError("experts.fiex=static needs difficulty orders; run the scoring stage first",
+                                  field="experts.fiex", value=experts.fiex)
             hard, easy = experts.static_ratios(self.config.ipc)
             kept = static_prune(list(orders), hard=hard, easy=easy)
             return ExpertPlan(subset=torch.cat(kept))

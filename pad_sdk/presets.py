@@ -116,11 +116,12 @@ def available_presets() -> tuple[str, ...]:
     return tuple(sorted(PRESETS))
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested mappings merged key by key (neither is changed)."""
     merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = merge_settings(dict(merged[key]), value)
         else:
             merged[key] = value
     return merged
@@ -138,4 +139,4 @@ def preset_config(name: str, ipc: int, overrides: Mapping[str, Any] | None = Non
         )
     if ipc < 1:
         raise ConfigError(f"ipc must be at least 1, got {ipc}", field="ipc", value=ipc)
-    return validate_config(_merge(PRESETS[name](ipc), dict(overrides or {})) | {"preset": name})
+    return validate_config(merge_settings(PRESETS[name](ipc), dict(overrides or {})) | {"preset": name})

@@ -15,8 +15,8 @@ from torch.utils.data import Dataset
 import connectors
 from pad_sdk.config import PadConfig
 from pad_sdk.core.evaluate import EvalResult
+from pad_sdk.data import Normalisation
 from pad_sdk.errors import translated_errors
-from pad_sdk.pipeline import Normalisation
 
 
 class CondensedDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):

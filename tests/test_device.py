@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import pad_sdk
-from pad_sdk.api import arrays_to_raw, prepare
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec, flatten_params, functional_forward
+from pad_sdk.data import arrays_to_raw, prepare
 from pad_sdk.demo import load_digits_arrays
 from pad_sdk.methods import MethodContext, get_method
 from pad_sdk.pipeline import Stages

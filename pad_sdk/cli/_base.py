@@ -210,6 +210,10 @@ Seed = Annotated[int, typer.Option(help="seed of every random choice (same seed,
 Holdout = Annotated[float, typer.Option(help="holdout share when the source has no test split")]
 RuntimeName = Annotated[str, typer.Option("--runtime", help="where to run: local (this process) or ray")]
 Workers = Annotated[int, typer.Option(help="Ray: distillation workers")]
+UseGpu = Annotated[bool, typer.Option("--use-gpu", help="Ray: one GPU per distillation worker (and per task, unless "
+                                      "--gpus-per-task says otherwise)")]
+GpusPerTask = Annotated[float | None, typer.Option("--gpus-per-task", help="Ray: GPUs per scoring, expert and "
+                                                   "evaluation task; fractional shares a GPU (0.25: four per GPU)")]
 Address = Annotated[str | None, typer.Option(help="Ray: cluster address (default RAY_ADDRESS, else a local one)")]
 RunId = Annotated[str | None, typer.Option("--run-id", help="Ray: run id; rerunning with the same --run-id and "
                                           "--ray-storage resumes an interrupted run (default: a new id, printed "

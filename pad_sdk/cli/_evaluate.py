@@ -13,12 +13,13 @@ def evaluate_export(export: str, source: str, *, seeds: int | None, storage_opti
     same seed and fraction, so the holdout is the one the run measured on)."""
     import torch
 
-    from pad_sdk.api import load_source
     from pad_sdk.config import validate_config
     from pad_sdk.core.evaluate import evaluate_set
+    from pad_sdk.core.seeding import derive_seed
     from pad_sdk.core.training import LabelledImages
+    from pad_sdk.data import PreparedData, load_source
     from pad_sdk.errors import ConfigError, DataError
-    from pad_sdk.pipeline import PreparedData, Stages
+    from pad_sdk.pipeline import Stages
     from pad_sdk.presets import preset_config
     from pad_sdk.result import load_condensed
 
@@ -46,7 +47,7 @@ def evaluate_export(export: str, source: str, *, seeds: int | None, storage_opti
     lr = condensed.learned_lr or config.evaluation.random_lr
     stages.on_event("evaluate", 0, config.evaluation.seeds)
     result = evaluate_set(condensed.images, targets, test, stages.network_factory(), config.evaluation.recipe(lr),
-                          seeds=config.evaluation.seeds, seed=config.seed + 41, augment=stages.augment,
+                          seeds=config.evaluation.seeds, seed=derive_seed(config.seed, 41), augment=stages.augment,
                           device=stages.device)
     stages.on_event("evaluate", config.evaluation.seeds, config.evaluation.seeds)
     recorded = (run.get("accuracy") or {})

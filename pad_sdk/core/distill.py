@@ -263,8 +263,12 @@ class Distiller:
                 self.synthetic.lr.clamp_(min=1e-6)
         return stepped
 
-    def step(self) -> IterationRecord:
+    def step(self, reduce: Callable[[float], float] | None = None) -> IterationRecord:
+        """One iteration. ``reduce(loss)`` runs between the gradients and the step: a data-parallel runtime
+        averages the leaves' gradients and the loss over its workers there and returns the mean loss."""
         loss, expert, start_epoch = self.compute_gradients()
+        if reduce is not None:
+            loss = reduce(loss)
         stepped = self.apply_step(loss)
         record = IterationRecord(
             self.iteration, expert, start_epoch, loss, stepped, float(self.synthetic.lr.detach())
@@ -273,12 +277,27 @@ class Distiller:
         self.iteration += 1
         return record
 
-    def run(self, iterations: int, on_iteration: Callable[[IterationRecord], None] | None = None) -> SyntheticSet:
+    def run(self, iterations: int, on_iteration: Callable[[IterationRecord], None] | None = None, *,
+            reduce: Callable[[float], float] | None = None) -> SyntheticSet:
+        """Iterate up to ``iterations`` (from the current one: a restored distiller continues)."""
         while self.iteration < iterations:
-            record = self.step()
+            record = self.step(reduce)
             if on_iteration is not None:
                 on_iteration(record)
         return self.synthetic
+
+    # -- the sampler (which expert, which start epoch): per worker in a data-parallel run ----------------
+    def sampler_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "expert_queue": list(self._expert_queue)}
+
+    def load_sampler_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._expert_queue = list(state["expert_queue"])
+
+    def reseed_sampler(self, seed: int) -> None:
+        """A fresh segment stream (another worker's, or a new rank's after a resume)."""
+        self.generator.manual_seed(seed)
+        self._expert_queue = []
 
     # -- checkpointing: plain tensors and numbers, so any runtime can store them without pickle --------
     def state_dict(self) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from pad_sdk.core.networks import Network
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
-from pad_sdk.pipeline import EventSink, PreparedData, Stages
-from pad_sdk.presets import _merge, preset_config
+from pad_sdk.data import PreparedData
+from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
+from pad_sdk.presets import merge_settings, preset_config
 
 
 class Method(Protocol):
@@ -53,7 +54,7 @@ class MethodContext:
     _children: list[float] = field(default_factory=list)
 
     def config(self, ipc: int, extra: Mapping[str, Any] | None = None) -> PadConfig:
-        merged = _merge(_merge(dict(self.overrides), dict(extra or {})), {"seed": self.seed})
+        merged = merge_settings(merge_settings(dict(self.overrides), dict(extra or {})), {"seed": self.seed})
         return preset_config(self.preset, ipc, merged)
 
     def stages(self, config: PadConfig) -> Stages:
@@ -75,14 +76,12 @@ class MethodContext:
 
     def orders(self, config: PadConfig) -> list[torch.Tensor]:
         """Per-class EL2N orders, easiest first (scored once per scoring settings)."""
-        key = f"scoring:{config.network.model_dump_json()}:{config.scoring.model_dump_json()}"
         stages = self.stages(config)
-        return self._shared(key, lambda: stages.orders(stages.score()))
+        return self._shared(scoring_key(config), lambda: stages.orders(stages.score()))
 
     def experts(self, config: PadConfig) -> ExpertSource:
         """Expert trajectories for ``config`` (trained once per expert settings)."""
-        static = config.experts.static_ratios(config.ipc) if config.experts.fiex == "static" else None
-        key = f"experts:{config.network.model_dump_json()}:{config.experts.model_dump_json()}:{static}"
+        key = experts_key(config)
         stages = self.stages(config)
 
         def train() -> ExpertSource:

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 import policies
-from pad_sdk.api import measured_results
 from pad_sdk.core.evaluate import EvalResult
+from pad_sdk.measure import measured_results
 from pad_sdk.pipeline import resolve_device
 from pad_sdk.reports.cost import CostSection, Prices, cost_section
 from pad_sdk.reports.figures import condensed_grid_png

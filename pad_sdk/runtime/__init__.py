@@ -7,7 +7,7 @@ so the in-process and Ray results agree for the same seed and settings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -15,12 +15,10 @@ import connectors
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.core.experts import ExpertPlan
+from pad_sdk.data import PreparedData, RawData, load_source, prepare
 from pad_sdk.errors import ConfigError
-from pad_sdk.pipeline import EvalJob, PreparedData, Stages
+from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.trajectories import TrajectoryStore
-
-if TYPE_CHECKING:
-    from pad_sdk.api import RawData
 
 
 class Runtime(Protocol):
@@ -52,14 +50,10 @@ class LocalRuntime:
 
     def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
              storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData:
-        from pad_sdk.api import load_source
-
         return load_source(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
                            **open_kwargs)
 
     def prepare(self, raw: RawData, zca: bool) -> PreparedData:
-        from pad_sdk.api import prepare
-
         return prepare(raw, zca=zca)
 
     def score(self, stages: Stages) -> torch.Tensor:
@@ -78,14 +72,21 @@ class LocalRuntime:
         return stages.evaluate_synthetic(synthetic)
 
 
-def resolve_runtime(runtime: Runtime | str | None) -> Runtime:
-    """``None``/``"local"`` -> :class:`LocalRuntime`; ``"ray"`` -> a Ray runtime with default settings."""
+def resolve_runtime(runtime: Runtime | str | None, **options: Any) -> Runtime:
+    """The one place a runtime is chosen by name: ``None``/``"local"`` -> :class:`LocalRuntime`; ``"ray"`` ->
+    ``RayRuntime(**options)`` (e.g. ``num_workers``, ``address``, ``storage``, ``run_id``, ``use_gpu``); a
+    runtime object is returned as it is. Bad names and settings raise :class:`ConfigError` naming the field."""
     if runtime is None or runtime == "local":
+        if options:
+            raise ConfigError(f"the local runtime takes no options (got {sorted(options)}); use runtime='ray'",
+                              field="runtime", value=runtime)
         return LocalRuntime()
     if runtime == "ray":
-        from pad_sdk.runtime.ray import RayRuntime  # imported lazily: Ray is heavy and optional at run time
-
-        return RayRuntime()
+        try:
+            from pad_sdk.runtime.ray import RayRuntime  # imported lazily: Ray is heavy and optional at run time
+        except ImportError as exc:
+            raise ConfigError(f"the Ray runtime is not available here: {exc}", field="runtime") from exc
+        return RayRuntime(**options)
     if isinstance(runtime, str):
         raise ConfigError(f"unknown runtime {runtime!r}; choose local or ray", field="runtime", value=runtime)
     return runtime

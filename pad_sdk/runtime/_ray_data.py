@@ -2,8 +2,8 @@
 
 Ray Data's read tasks stream the source's shards from storage (local files or ``s3://``) on the workers
 into the object store; one task then assembles the training and holdout sets from those blocks with the
-same code as the in-process path (:func:`pad_sdk.api.raw_from_source`), and another normalises them
-(:func:`pad_sdk.api.prepare`). Both results stay in the object store. The driver gets a *shape-only* copy:
+same code as the in-process path (:func:`pad_sdk.data.raw_from_source`), and another normalises them
+(:func:`pad_sdk.data.prepare`). Both results stay in the object store. The driver gets a *shape-only* copy:
 labels, class names, statistics and groups are real, the image tensors are on PyTorch's ``meta`` device
 (shape and dtype, no storage), so any computation on images that slipped onto the driver fails at once
 instead of quietly copying the dataset. The runtime hands the tasks the reference (``ref``) instead.
@@ -20,15 +20,14 @@ import numpy as np
 import torch
 
 import connectors
-from pad_sdk.api import RawData, prepare, raw_from_source, splits_to_read
 from pad_sdk.core.training import LabelledImages
+from pad_sdk.data import PreparedData, RawData, prepare, raw_from_source, splits_to_read
 from pad_sdk.errors import DataError, PadError
-from pad_sdk.pipeline import PreparedData
 
 
 @dataclass(frozen=True)
 class ClusterRaw(RawData):
-    """:class:`~pad_sdk.api.RawData` with shape-only images; ``ref`` is the real one in the object store."""
+    """:class:`~pad_sdk.data.RawData` with shape-only images; ``ref`` is the real one in the object store."""
 
     ref: Any = None
 

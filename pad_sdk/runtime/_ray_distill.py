@@ -63,7 +63,7 @@ def train_func(config: dict[str, Any]) -> None:
     distiller = stages.make_distiller(open_experts(config["experts"]), ipc)
     if rank > 0:
         # Same synthetic initialisation as rank 0, but its own segment stream.
-        distiller.generator.manual_seed(derive_seed(pad_config.seed, 31, ipc, 0, rank))
+        distiller.reseed_sampler(derive_seed(pad_config.seed, 31, ipc, 0, rank))
     run = _RunState(config["fingerprint"])
     state = _resume_state(ray.train.get_checkpoint(), config["checkpoints"])
     if state is not None:
@@ -71,21 +71,25 @@ def train_func(config: dict[str, Any]) -> None:
         log.info("distill.resumed", rank=rank, iteration=distiller.iteration)
 
     total, every = pad_config.distill.iterations, config["checkpoint_every"]
-    ran = False
-    while distiller.iteration < total:
-        _maybe_fault(config.get("fault"), distiller.iteration, rank)
-        started = time.perf_counter()
-        loss, expert, start_epoch = distiller.compute_gradients()
-        mean_loss = _average_gradients(distiller, loss, world)
-        stepped = distiller.apply_step(mean_loss)
-        run.history.append([distiller.iteration, expert, start_epoch, mean_loss, float(stepped),
-                            float(distiller.synthetic.lr.detach())])
-        distiller.iteration += 1
-        run.seconds += time.perf_counter() - started
-        ran = True
+    first = distiller.iteration
+    began = time.perf_counter()
+
+    def after(record: IterationRecord) -> None:
+        nonlocal began
+        run.seconds += time.perf_counter() - began
+        run.history.append([record.iteration, record.expert, record.start_epoch, record.loss, float(record.stepped),
+                            record.lr])
         if distiller.iteration % every == 0 or distiller.iteration == total:
             _report(distiller, run, rank, world)
-    if not ran:
+        if distiller.iteration < total:
+            _maybe_fault(config.get("fault"), distiller.iteration, rank)
+        began = time.perf_counter()
+
+    if first < total:
+        _maybe_fault(config.get("fault"), first, rank)
+    # the in-process loop, with the gradients averaged over the workers between gradients and step
+    distiller.run(total, after, reduce=lambda loss: _average_gradients(distiller, loss, world))
+    if distiller.iteration == first:
         _report(distiller, run, rank, world)  # nothing left to run (0 iterations, or resumed when done)
 
 
@@ -102,11 +106,9 @@ class _RunState:
         distiller.load_state_dict(state["distiller"])
         samplers = state["samplers"]
         if rank < len(samplers):
-            distiller.generator.set_state(samplers[rank]["generator"])
-            distiller._expert_queue = list(samplers[rank]["expert_queue"])
+            distiller.load_sampler_state(samplers[rank])
         else:  # more workers than when the checkpoint was written: a fresh stream for the new rank
-            distiller.generator.manual_seed(derive_seed(seed, 31, ipc, 0, rank, distiller.iteration))
-            distiller._expert_queue = []
+            distiller.reseed_sampler(derive_seed(seed, 31, ipc, 0, rank, distiller.iteration))
         self.history = [list(map(float, row)) for row in state["history"].tolist()]
         self.restarts = [*map(int, state["restarts"]), distiller.iteration]
         self.seconds = float(state["seconds"])
@@ -132,7 +134,7 @@ def _report(distiller: Distiller, run: _RunState, rank: int, world: int) -> None
     """Every rank reports (it is a barrier); rank 0 attaches the checkpoint with all ranks' sampler states."""
     import ray.train
 
-    sampler = {"generator": distiller.generator.get_state(), "expert_queue": list(distiller._expert_queue)}
+    sampler = distiller.sampler_state()
     samplers = [sampler]
     if world > 1:
         import torch.distributed as dist

@@ -23,65 +23,41 @@ Only this module maps pad-sdk settings onto Ray's ``ScalingConfig``/``RunConfig`
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 import connectors
+from pad_sdk.config import config_error
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.scoring import mean_of_runs
-from pad_sdk.errors import ConfigError, WorkerError, translated_errors
-from pad_sdk.pipeline import EVAL_TIMING, EvalJob, PreparedData, Stages, StoreExperts
+from pad_sdk.data import PreparedData, RawData, open_source, prepare
+from pad_sdk.errors import ConfigError, translated_errors
+from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
 from pad_sdk.runtime import _ray_distill
 from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
 from pad_sdk.runtime._ray_env import START_TIMEOUT_ENV, ClusterHandle, Storage, connect, ray_temp_dir, scoped_env
+from pad_sdk.runtime._ray_state import (
+    RayRunError,
+    RayRunReport,
+    distill_key,
+    experts_spec,
+    experts_store_key,
+)
 from pad_sdk.runtime._ray_tasks import evaluate_network, score_run_task, train_expert_task
 from pad_sdk.trajectories import TrajectoryStore
 
-if TYPE_CHECKING:
-    from pad_sdk.api import RawData
-
 log = structlog.get_logger(__name__)
 DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
-
-
-class RayRunError(WorkerError):
-    """A Ray run failed beyond ``max_failures``; resume it with the same ``run_id`` and ``storage``.
-
-    Attributes:
-        run_id: the run to resume.
-        iteration: the last checkpointed distillation iteration (None: no checkpoint yet).
-        storage: where its checkpoints and trajectories are.
-    """
-
-    def __init__(self, message: str, *, run_id: str, iteration: int | None, storage: str) -> None:
-        super().__init__(message)
-        self.run_id, self.iteration, self.storage = run_id, iteration, storage
-
-
-@dataclass
-class RayRunReport:
-    """What the last stages did on the cluster (for logs, tests and benchmarks)."""
-
-    experts_trained: list[int] = field(default_factory=list)
-    experts_skipped: list[int] = field(default_factory=list)
-    distill_restarts: list[int] = field(default_factory=list)  # iterations a worker group resumed from
-    distill_seconds: float = 0.0  # time inside the iterations (rank 0), without set-up
-    distill_fit_seconds: float = 0.0  # the whole TorchTrainer.fit()
-    world_size: int = 0
-    checkpoint_path: str | None = None
 
 
 class RayRuntime(BaseModel):
@@ -134,6 +110,12 @@ class RayRuntime(BaseModel):
 
     _cluster: ClusterHandle | None = PrivateAttr(None)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
+
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:  # a typed error naming the field, like every other setting
+            raise config_error(exc, "invalid Ray runtime settings") from exc
 
     @field_validator("run_id")
     @classmethod
@@ -200,8 +182,6 @@ class RayRuntime(BaseModel):
     def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
              storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData:
         """Read ``source`` with Ray Data on the workers; the driver keeps labels and shapes, not images."""
-        from pad_sdk.api import open_source
-
         self._ensure_cluster()
         started = time.perf_counter()
         src = open_source(source, storage_options=storage_options, **open_kwargs)
@@ -216,8 +196,6 @@ class RayRuntime(BaseModel):
         """Normalise on a worker when the data lives on the cluster; otherwise here, as the local runtime."""
         if isinstance(raw, ClusterRaw):
             return prepare_on_cluster(raw, zca, self._task_options(), self.threads)
-        from pad_sdk.api import prepare
-
         return prepare(raw, zca=zca)
 
     # -- stage 2: EL2N scoring runs as Ray tasks --------------------------------------------------------
@@ -253,7 +231,7 @@ class RayRuntime(BaseModel):
         started = time.perf_counter()
         config = stages.config
         if store is None:
-            store = TrajectoryStore(self._storage().join(self.run_id, f"trajectories-{_experts_key(stages)}"),
+            store = TrajectoryStore(self._storage().join(self.run_id, f"trajectories-{experts_store_key(stages)}"),
                                     storage_options=self.storage_options)
             store.initialise(stages.expert_header())
         total = config.experts.num_experts
@@ -300,11 +278,11 @@ class RayRuntime(BaseModel):
         total = config.distill.iterations
         name = f"distill-ipc{config.ipc}"
         storage_path, filesystem = self._storage().for_ray_train(self.run_id)
-        fingerprint = _distill_key(stages)
+        fingerprint = distill_key(stages)
         self._check_resumable(name, fingerprint)
         loop_config = {
             "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
-            "experts": _experts_spec(experts),
+            "experts": experts_spec(experts),
             "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
             "use_gpu": self.use_gpu,
             "fault": _ray_distill.fault_from_env(),
@@ -406,43 +384,15 @@ class RayRuntime(BaseModel):
         return self.evaluate(stages, stages.condensed_job(synthetic))
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _experts_key(stages: Stages) -> str:
-    c = stages.config
-    return _digest([stages.expert_header(), c.experts.model_dump(mode="json"), c.scoring.model_dump(mode="json"),
-                    c.seed, c.zca])
-
-
-def _distill_key(stages: Stages) -> str:
-    """Settings and data that a checkpoint belongs to; the iteration count is left out (a run may be extended)."""
-    dump = stages.config.model_dump(mode="json")
-    dump["distill"].pop("iterations", None)
-    return _digest([dump, stages.expert_header()["fingerprint"]])
-
-
-def _experts_spec(experts: ExpertSource) -> dict[str, Any]:
-    """How workers reach the experts: the shared store when there is one, else one object-store copy."""
-    import ray
-
-    if isinstance(experts, StoreExperts):
-        return {"kind": "store", "store": experts.store, "count": experts.count}
-    return {"kind": "ref", "ref": ray.put([experts[i] for i in range(len(experts))])}
-
-
 def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str | None = None,
                          storage: str | None = None, run_id: str | None = None,
                          storage_options: Mapping[str, Any] | None = None, use_gpu: bool = False,
                          gpus_per_task: float | None = None) -> Any:
-    """What a CLI needs: ``local`` (default) or ``ray`` with workers, address, storage and run id."""
-    from pad_sdk.runtime import LocalRuntime
+    """Command-line style arguments for :func:`pad_sdk.runtime.resolve_runtime` (kept for existing callers)."""
+    from pad_sdk.runtime import resolve_runtime
 
     if runtime in (None, "local"):
-        return LocalRuntime()
-    if runtime != "ray":
-        raise ConfigError(f"unknown runtime {runtime!r}; choose local or ray", field="runtime", value=runtime)
+        return resolve_runtime(runtime)
     extra = {"run_id": run_id} if run_id is not None else {}  # "" reaches the validator, not a new id
-    return RayRuntime(num_workers=workers, address=address, storage=storage, use_gpu=use_gpu,
-                      gpus_per_task=gpus_per_task, storage_options=dict(storage_options or {}) or None, **extra)
+    return resolve_runtime(runtime, num_workers=workers, address=address, storage=storage, use_gpu=use_gpu,
+                           gpus_per_task=gpus_per_task, storage_options=dict(storage_options or {}) or None, **extra)

@@ -129,7 +129,7 @@ def test_rerun_with_the_same_run_id_resumes_without_training_again(ray_cluster: 
 
 
 def test_printed_and_recorded_urls_drop_credentials() -> None:
-    from pad_sdk.cli._commands import _public_url
+    from pad_sdk.cli._run import _public_url
 
     assert _public_url("s3://bucket/pad-runs/") == "s3://bucket/pad-runs/"
     assert _public_url("ftp://user:pw@host:21/runs") == "ftp://host:21/runs"

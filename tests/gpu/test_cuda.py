@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import pad_sdk
-from pad_sdk.api import arrays_to_raw, prepare
 from pad_sdk.config import DistillSettings
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, SyntheticSet
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec, flatten_params
 from pad_sdk.core.seeding import make_generator, seeded
+from pad_sdk.data import arrays_to_raw, prepare
 from pad_sdk.demo import load_digits_arrays
 from pad_sdk.methods import MethodContext, get_method
 

@@ -1,0 +1,265 @@
+"""Data intake: reading a source or arrays, splitting off the holdout, validating, normalising.
+
+``RawData`` is what was read (images in [0, 1], labels, class names, where it came from);
+``PreparedData`` is what the stages train on (normalised, optionally ZCA-whitened). Runtimes read through
+:func:`load_source` (in process) or their own reader with the same :func:`raw_from_source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+import connectors
+from pad_sdk.core.training import LabelledImages
+from pad_sdk.core.zca import ZCAWhitening
+from pad_sdk.errors import ConfigError, DataError, translated_errors
+
+ArrayLike = np.ndarray | torch.Tensor
+HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
+
+
+class SourceLoader(Protocol):
+    """Reads a source into :class:`RawData` (a runtime: in this process, or on a cluster)."""
+
+    def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
+             storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData: ...
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and std (C,) of the training images, applied before everything else."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+    def invert(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return images * std + mean
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Normalised (and optionally ZCA-whitened) train and holdout sets."""
+
+    train: LabelledImages
+    test: LabelledImages
+    class_names: tuple[str, ...]
+    normalisation: Normalisation
+    zca: ZCAWhitening | None = None
+    test_groups: np.ndarray | None = None  # (N_test,) group value of each holdout example, if the source has one
+    group_column: str | None = None
+
+
+def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
+    """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255].
+
+    Non-finite values and wrong ranks are rejected with the offending row.
+    """
+    if isinstance(images, torch.Tensor):
+        tensor = images
+    else:
+        array = np.asarray(images)
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{field} must be numeric, got dtype {array.dtype}", field=field)
+        # Arrow and memory-mapped buffers are read-only; torch would share them (and warn). Copy the source
+        # dtype (uint8: a quarter of the float32 result), not the float result.
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(1)
+    if tensor.dim() != 4:
+        raise DataError(f"{field} must have shape (N, C, H, W) or (N, H, W), got {tuple(tensor.shape)}", field=field)
+    if tensor.shape[0] == 0:
+        raise DataError(f"{field} is empty", field=field)
+    if not torch.is_floating_point(tensor):
+        scale = 255.0 if tensor.dtype == torch.uint8 or int(tensor.max()) > 1 else 1.0
+        tensor = tensor.float() / scale
+    tensor = tensor.float()
+    bad = ~torch.isfinite(tensor.reshape(tensor.shape[0], -1)).all(dim=1)
+    if bad.any():
+        row = int(torch.nonzero(bad)[0])
+        raise DataError(f"{field} row {row} contains NaN or infinite values", field=field, row=row)
+    return tensor.contiguous()
+
+
+def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int | None, field: str = "labels"
+              ) -> torch.Tensor:
+    """Integer class ids (N,) in [0, num_classes); bad rows are named."""
+    tensor = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if tensor.dim() != 1 or tensor.shape[0] != num_rows:
+        raise DataError(f"{field} must have shape ({num_rows},), got {tuple(tensor.shape)}", field=field)
+    if torch.is_floating_point(tensor) and not torch.equal(tensor, tensor.round()):
+        row = int(torch.nonzero(tensor != tensor.round())[0])
+        raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
+    tensor = tensor.long()
+    upper = num_classes if num_classes is not None else int(tensor.max()) + 1
+    bad = (tensor < 0) | (tensor >= upper)
+    if bad.any():
+        row = int(torch.nonzero(bad)[0])
+        raise DataError(
+            f"{field} row {row} has class {int(tensor[row])}, outside [0, {upper})", field=field, row=row
+        )
+    return tensor
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Images and labels before normalisation, plus what is known about their origin."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: tuple[str, ...]
+    source: dict[str, Any]
+    test_groups: np.ndarray | None = None
+    group_column: str | None = None
+
+
+def load_source(
+    source: str | connectors.Source,
+    *,
+    holdout_fraction: float,
+    seed: int,
+    storage_options: Mapping[str, Any] | None = None,
+    read: Callable[[connectors.Source, str | None], connectors.Batch] | None = None,
+    **open_kwargs: Any,
+) -> RawData:
+    """Read a connector source into memory, using its test split or a seeded stratified holdout.
+
+    ``read(src, split)`` returns the rows of a split (all rows for None) in row order; the default reads
+    them here, the Ray runtime passes one that collects them from Ray Data blocks on a worker.
+    """
+    src = open_source(source, storage_options=storage_options, **open_kwargs)
+    return raw_from_source(src, read or read_here, holdout_fraction=holdout_fraction, seed=seed)
+
+
+def open_source(source: str | connectors.Source, *, storage_options: Mapping[str, Any] | None = None,
+                **open_kwargs: Any) -> connectors.Source:
+    with translated_errors():
+        if isinstance(source, connectors.Source):
+            return source
+        return connectors.open_source(source, storage_options=storage_options, **open_kwargs)
+
+
+def read_here(src: connectors.Source, split: str | None) -> connectors.Batch:
+    return src.read_all(split=split)
+
+
+def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, str | None], connectors.Batch], *,
+                    holdout_fraction: float, seed: int) -> RawData:
+    """The train and holdout sets of ``src``: its test split if it has one, else a seeded stratified split."""
+    with translated_errors():
+        schema = src.schema
+        splits = splits_to_read(schema)
+        if len(splits) == 2:
+            train_split, holdout = splits
+            train, test = read(src, train_split), read(src, holdout)
+            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout}
+        else:
+            everything = read(src, None)
+            plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
+            train, test = everything.take(plan.train_rows), everything.take(plan.holdout_rows)
+            split_record = plan.to_dict()
+    return RawData(
+        to_float_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
+        to_float_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
+        tuple(schema.class_names), source_record(src, split_record),
+        test_groups=test.groups, group_column=schema.group_column,
+    )
+
+
+def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
+    """[train split, holdout split] when the source has a holdout split (test, validation, ...), else [None]."""
+    holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
+    if holdout is None:
+        return [None]
+    return [next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None), holdout]
+
+
+def source_record(src: connectors.Source, split: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result records about where its data came from (never credentials)."""
+    schema = src.schema
+    return {"uri": schema.uri, "fingerprint": schema.fingerprint, "stored_bytes": schema.stored_bytes,
+            "rows": schema.num_rows, "format": schema.format, "split": dict(split)}
+
+
+def arrays_to_raw(
+    images: ArrayLike,
+    labels: ArrayLike,
+    *,
+    test_images: ArrayLike | None,
+    test_labels: ArrayLike | None,
+    class_names: tuple[str, ...] | None,
+    holdout_fraction: float,
+    seed: int,
+) -> RawData:
+    """Validate in-memory arrays; split off a stratified holdout when no test set is given."""
+    x = to_float_images(images)
+    num_classes = len(class_names) if class_names else None
+    y = to_labels(labels, x.shape[0], num_classes)
+    names = class_names or tuple(str(c) for c in range(int(y.max()) + 1))
+    if test_images is not None and test_labels is not None:
+        tx = to_float_images(test_images, "test_images")
+        ty = to_labels(test_labels, tx.shape[0], len(names), "test_labels")
+        if tx.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"test_images have shape {tuple(tx.shape[1:])} per image, images {tuple(x.shape[1:])}",
+                field="test_images",
+            )
+        return RawData(x, y, tx, ty, names, {"uri": None, "rows": int(x.shape[0] + tx.shape[0])})
+    if (test_images is None) != (test_labels is None):
+        raise DataError("give both test_images and test_labels, or neither", field="test_labels")
+    with translated_errors():
+        plan = connectors.stratified_split(y.numpy(), holdout_fraction, seed)
+    train, test = torch.from_numpy(plan.train_rows), torch.from_numpy(plan.holdout_rows)
+    return RawData(x[train], y[train], x[test], y[test], names, {"uri": None, "rows": int(x.shape[0]),
+                                                                 "split": plan.to_dict()})
+
+
+def prepare(raw: RawData, *, zca: bool) -> PreparedData:
+    """Normalise with the training set's per-channel statistics (and optionally ZCA-whiten)."""
+    counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names))
+    empty = [raw.class_names[c] for c in range(len(raw.class_names)) if counts[c] == 0]
+    if empty:
+        raise DataError(f"classes {empty} have no training examples", field="labels")
+    dims = (0, 2, 3)
+    norm = Normalisation(
+        tuple(float(v) for v in raw.train_images.mean(dim=dims)),
+        tuple(max(float(v), 1e-6) for v in raw.train_images.std(dim=dims)),
+    )
+    train_x, test_x = norm.apply(raw.train_images), norm.apply(raw.test_images)
+    whitening = None
+    if zca:
+        whitening = ZCAWhitening.fit(train_x)
+        train_x, test_x = whitening.transform(train_x), whitening.transform(test_x)
+    k = len(raw.class_names)
+    return PreparedData(
+        LabelledImages(train_x, raw.train_labels, k), LabelledImages(test_x, raw.test_labels, k),
+        raw.class_names, norm, whitening, test_groups=raw.test_groups, group_column=raw.group_column,
+    )
+
+
+def read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | None, loader: SourceLoader, *,
+               test_images: ArrayLike | None, test_labels: ArrayLike | None, class_names: tuple[str, ...] | None,
+                holdout_fraction: float, seed: int, storage_options: Mapping[str, Any] | None,
+                source_options: Mapping[str, Any]) -> RawData:
+    if isinstance(source, (str, connectors.Source)):
+        if labels is not None:
+            raise ConfigError("labels are read from the source; pass labels only with arrays", field="labels")
+        return loader.load(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
+                           open_kwargs=source_options)
+    if labels is None:
+        raise ConfigError("labels are required with an image array", field="labels")
+    return arrays_to_raw(source, labels, test_images=test_images, test_labels=test_labels,
+                         class_names=class_names, holdout_fraction=holdout_fraction, seed=seed)

@@ -4,21 +4,38 @@ An export is a folder (any fsspec URL) holding::
 
     data.parquet   images (exact float values), labels, optional soft labels
     preview.png    a grid of up to 10 images per class (rows = classes)
-    manifest.json  schema, class names, learned lr, source, policy, and the size + sha256 of every file
+    manifest.json  schema, class names, learned lr, source, policy, metadata, the size + sha256 + path of
+                   every file, and ``manifest_sha256``: a sha256 over all of the above (canonical JSON)
 
-Commit protocol: inputs are validated before anything is written; files are written under temporary
-names and moved into place; ``manifest.json`` is written last. A reader accepts only an export whose
-manifest exists and whose files match it, so a failed or interrupted write is never accepted; on failure
-the writer also removes what it wrote.
+A reader accepts an export only if its manifest exists, its ``manifest_sha256`` matches the manifest's
+content (so an edited class name or learned lr is refused, not returned) and every file matches its size
+and sha256. The digest detects edits and corruption; it is not a signature (whoever can write the folder
+can recompute it). Exports of format version 1 (pad-sdk before the digest) are refused with a message
+saying so: ``verify=False`` reads them unchecked, and saving the result again upgrades them.
+
+Commit protocol (:mod:`connectors._commit` has the storage primitives). Inputs are validated before
+anything is written. A save then
+
+1. removes staging entries older than an hour left by killed writers (younger ones are logged);
+2. writes the files under its own staging folder ``.staging-<time>-<random>/``;
+3. takes the writer lock ``.pad-export.lock`` (create-only; a concurrent save gets ExportConflictError);
+4. commits with one manifest write that points at the staging folder: create-only without ``overwrite``
+   (if another save committed first: ExportConflictError), an atomic replace with it. Until this write the
+   previous export is untouched and readable; after it the new one is complete;
+5. writes the files under their final names (each atomically), replaces the manifest by one pointing at
+   them, removes its staging folder (and that of an export it replaced, if a killed save left one in
+   use) and releases the lock.
+
+A save killed before step 4 leaves the previous export (or none) and a staging folder; killed during step
+5, a committed export that points at its staging folder. Either way every reader sees a complete export.
+A failed save removes what it wrote. Readers that meet a file being replaced re-read the manifest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
-import math
-import secrets as _secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,17 +46,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 from fsspec.spec import AbstractFileSystem
-from PIL import Image
 
+from connectors import _commit
+from connectors._export_data import check_inputs, jsonable, parquet_bytes, preview_png
 from connectors._fs import Location, redact_uri, resolve, scrub
 from connectors.errors import (
-    DataValidationError,
-    EmptyDatasetError,
+    ConnectorError,
+    ExportConflictError,
     ExportExistsError,
     ExportVerificationError,
     SourceNotFoundError,
 )
-from connectors.schema import check_finite
 
 __all__ = ["MANIFEST_NAME", "CondensedExport", "read_condensed", "write_condensed"]
 
@@ -49,7 +66,9 @@ MANIFEST_NAME = "manifest.json"
 DATA_NAME = "data.parquet"
 PREVIEW_NAME = "preview.png"
 EXPORT_FORMAT = "pad-condensed"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+DIGEST_KEY = "manifest_sha256"
+_READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -88,16 +107,18 @@ def write_condensed(
         soft_labels: optional (N, K) float label logits / probabilities.
         learned_lr: optional learned student step size. source_uri / source_fingerprint: provenance
             (the URI is stored redacted). policy / metadata: JSON-serialisable dicts.
-        overwrite: replace an existing export (its manifest is removed first, so a failure leaves none).
+        overwrite: replace an existing export; it stays readable until the new one is committed.
     Raises:
-        DataValidationError (nothing written), ExportExistsError, storage errors (partial files removed).
+        DataValidationError (nothing written), ExportExistsError (an export was there already),
+        ExportConflictError (another save to ``uri`` is running or committed first), storage errors
+        (what this save wrote is removed).
     """
-    names = _check_inputs(images, labels, class_names, soft_labels, learned_lr)
+    names = check_inputs(images, labels, class_names, soft_labels, learned_lr)
     files = {
-        DATA_NAME: _parquet_bytes(images, labels, soft_labels, names),
-        PREVIEW_NAME: _preview_png(images, labels),
+        DATA_NAME: parquet_bytes(images, labels, soft_labels, names),
+        PREVIEW_NAME: preview_png(images, labels),
     }
-    manifest: dict[str, Any] = {
+    body: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,35 +137,39 @@ def write_condensed(
             "uri": None if source_uri is None else scrub(redact_uri(source_uri)),
             "fingerprint": source_fingerprint,
         },
-        "policy": _jsonable(policy, "policy"),
-        "metadata": _jsonable(metadata, "metadata"),
-        "files": {
-            name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            for name, data in files.items()
-        },
+        "policy": jsonable(policy, "policy"),
+        "metadata": jsonable(metadata, "metadata"),
     }
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     loc = resolve(uri, storage_options, filesystem)
-    _prepare_target(loc, overwrite)
-    token = _secrets.token_hex(6)
-    written: list[str] = []
+    with loc.translating(loc.join(MANIFEST_NAME)):
+        existed = loc.fs.exists(loc.join(MANIFEST_NAME))
+    if existed and not overwrite:
+        raise ExportExistsError("an export already exists here (pass overwrite=True)", uri=loc.uri)
+    _clean_staging(loc)
+    token = _commit.new_token()
+    staging = f"{_commit.STAGING_PREFIX}{token}"
+    committed = False
     try:
-        for name, data in [*files.items(), (MANIFEST_NAME, manifest_bytes)]:  # manifest last: the commit
-            tmp, final = loc.join(f".{name}.{token}.tmp"), loc.join(name)
-            written.append(tmp)
-            with loc.translating(final):
-                loc.fs.pipe_file(tmp, data)
-                written.append(final)
-                loc.fs.mv(tmp, final)
-            written.remove(tmp)
+        _write_files(loc, staging, files)
+        with _commit.write_lock(loc, token):
+            replaced = _staging_in_use(_manifest_bytes(loc)) or set()
+            staged = _manifest(body, files, staging)
+            _commit_manifest(loc, staged, overwrite)
+            committed = True
+            manifest = _promote(loc, body, files, staged)
+            # A replaced export that a killed save left in its staging folder: nothing reads it now.
+            for folder in sorted(replaced - {staging}):
+                with contextlib.suppress(Exception):
+                    loc.fs.rm(loc.join(folder), recursive=True)
     except BaseException:
-        _remove_quietly(loc, written[::-1])
-        log.warning("export_failed", uri=loc.uri)
+        if not committed:
+            _remove_quietly(loc, [loc.join(staging, name) for name in files], folder=loc.join(staging))
+            log.warning("export_failed", uri=loc.uri)
         raise
     log.info(
         "export_written",
         uri=loc.uri,
-        images=manifest["schema"]["num_images"],
+        images=body["schema"]["num_images"],
         bytes=sum(f["size"] for f in manifest["files"].values()),
     )
     return manifest
@@ -157,25 +182,41 @@ def read_condensed(
     verify: bool = True,
     filesystem: AbstractFileSystem | None = None,
 ) -> CondensedExport:
-    """Read an export, refusing it (ExportVerificationError) unless every file matches the manifest."""
+    """Read an export, refusing it (ExportVerificationError) unless the manifest and every file verify.
+
+    ``verify=False`` skips the sha256 checks (of the manifest and of the files): only for exports known
+    to be intact. A reader that meets an export being replaced by a concurrent save reads it again.
+    """
     loc = resolve(uri, storage_options, filesystem)
-    manifest = _read_manifest(loc)
+    for attempt in range(_READ_ATTEMPTS):
+        raw, manifest = _read_manifest(loc)
+        try:
+            return _load(loc, manifest, verify)
+        except ExportVerificationError:
+            # A save that replaced the export while we read it changes the manifest: read again.
+            if attempt == _READ_ATTEMPTS - 1 or _manifest_bytes(loc) == raw:
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _load(loc: Location, manifest: dict[str, Any], verify: bool) -> CondensedExport:
+    if verify:
+        _verify_digest(loc, manifest)
     contents: dict[str, bytes] = {}
     for name, entry in manifest["files"].items():
-        if "/" in name or name.startswith(".") or name == MANIFEST_NAME:
-            raise ExportVerificationError("manifest names an unsafe file", uri=loc.uri, file=name)
+        path = _file_path(loc, manifest, name, entry)
         try:
-            with loc.translating(loc.join(name)):
-                data = loc.fs.cat_file(loc.join(name))
+            with loc.translating(loc.join(path)):
+                data = loc.fs.cat_file(loc.join(path))
         except SourceNotFoundError as exc:
             raise ExportVerificationError(
-                "file listed in the manifest is missing", uri=loc.uri, file=name
+                "file listed in the manifest is missing", uri=loc.uri, file=path
             ) from exc
         if verify and (
             len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256")
         ):
             raise ExportVerificationError(
-                "file does not match the manifest (size or sha256)", uri=loc.uri, file=name, value=len(data)
+                "file does not match the manifest (size or sha256)", uri=loc.uri, file=path, value=len(data)
             )
         contents[name] = data
     if DATA_NAME not in contents:
@@ -200,12 +241,10 @@ def read_condensed(
     )
 
 
-def _read_manifest(loc: Location) -> dict[str, Any]:
-    try:
-        with loc.translating(loc.join(MANIFEST_NAME)):
-            raw = loc.fs.cat_file(loc.join(MANIFEST_NAME))
-    except SourceNotFoundError as exc:
-        raise ExportVerificationError("no manifest.json: not a committed export", uri=loc.uri) from exc
+def _read_manifest(loc: Location) -> tuple[bytes, dict[str, Any]]:
+    raw = _manifest_bytes(loc)
+    if raw is None:
+        raise ExportVerificationError("no manifest.json: not a committed export", uri=loc.uri)
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
@@ -217,120 +256,190 @@ def _read_manifest(loc: Location) -> dict[str, Any]:
         or "schema" not in manifest
     ):
         raise ExportVerificationError("manifest.json is not a pad-condensed manifest", uri=loc.uri)
+    if manifest.get("version") not in (1, EXPORT_VERSION):
+        raise ExportVerificationError(
+            f"manifest.json has format version {manifest.get('version')!r}; this pad-sdk reads 1 and "
+            f"{EXPORT_VERSION}",
+            uri=loc.uri,
+        )
+    return raw, manifest
+
+
+def _manifest_bytes(loc: Location) -> bytes | None:
+    try:
+        with loc.translating(loc.join(MANIFEST_NAME)):
+            return bytes(loc.fs.cat_file(loc.join(MANIFEST_NAME)))
+    except SourceNotFoundError:
+        return None
+
+
+def _verify_digest(loc: Location, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest whose content does not match its digest (or that has none: version 1)."""
+    if manifest.get("version") == 1:
+        raise ExportVerificationError(
+            "export format version 1 has no manifest digest, so its class names, learned lr and metadata "
+            "cannot be verified; read it with verify=False if you trust it, and save it again to upgrade it",
+            uri=loc.uri,
+            file=MANIFEST_NAME,
+        )
+    stated = manifest.get(DIGEST_KEY)
+    if not isinstance(stated, str):
+        raise ExportVerificationError(f"manifest.json has no {DIGEST_KEY}", uri=loc.uri, file=MANIFEST_NAME)
+    try:
+        actual = _digest(manifest)
+    except ValueError as exc:  # NaN / Infinity: never written by us
+        raise ExportVerificationError(
+            "manifest.json holds non-finite numbers", uri=loc.uri, file=MANIFEST_NAME
+        ) from exc
+    if actual != stated:
+        raise ExportVerificationError(
+            f"manifest.json was changed after it was written (its content does not match {DIGEST_KEY}: "
+            "class names, learned lr, schema, metadata or file list were edited)",
+            uri=loc.uri,
+            file=MANIFEST_NAME,
+        )
+
+
+def _digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 over the canonical JSON of everything in the manifest except the digest itself."""
+    body = {key: value for key, value in manifest.items() if key != DIGEST_KEY}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _file_path(loc: Location, manifest: Mapping[str, Any], name: str, entry: Any) -> str:
+    """The path (relative to the export) of the file ``name``; refuses anything outside the export."""
+    path = entry.get("path", name) if isinstance(entry, dict) and manifest.get("version") != 1 else name
+    folder, _, base = str(path).rpartition("/")
+    safe_name = "/" not in name and not name.startswith(".") and name != MANIFEST_NAME
+    safe_folder = folder == "" or (
+        folder.startswith(_commit.STAGING_PREFIX) and "/" not in folder and _commit.staging_age_s(folder) is not None
+    )
+    if not (isinstance(entry, dict) and safe_name and base == name and safe_folder):
+        raise ExportVerificationError("manifest names an unsafe file", uri=loc.uri, file=str(path)[:200])
+    return str(path)
+
+
+def _manifest(body: Mapping[str, Any], files: Mapping[str, bytes], folder: str | None) -> dict[str, Any]:
+    """The full manifest for ``files`` stored under ``folder`` (None: at the export's top level)."""
+    manifest = {
+        **body,
+        "files": {
+            name: {
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "path": name if folder is None else f"{folder}/{name}",
+            }
+            for name, data in files.items()
+        },
+    }
+    manifest[DIGEST_KEY] = _digest(manifest)
     return manifest
 
 
-def _prepare_target(loc: Location, overwrite: bool) -> None:
-    manifest = loc.join(MANIFEST_NAME)
-    with loc.translating(loc.path):
-        if loc.fs.exists(manifest):
-            if not overwrite:
-                raise ExportExistsError("an export already exists here (pass overwrite=True)", uri=loc.uri)
-            # Un-commit first: from here on no reader accepts the old export, whatever happens next.
-            loc.fs.rm_file(manifest)
-        loc.fs.makedirs(loc.path, exist_ok=True)
+def _serialise(manifest: Mapping[str, Any]) -> bytes:
+    return json.dumps(manifest, indent=2, sort_keys=True).encode()
 
 
-def _remove_quietly(loc: Location, paths: list[str]) -> None:
+def _write_files(loc: Location, folder: str, files: Mapping[str, bytes]) -> None:
+    with loc.translating(loc.join(folder)):
+        loc.fs.makedirs(loc.join(folder), exist_ok=True)
+    for name, data in files.items():
+        with loc.translating(loc.join(folder, name)):
+            loc.fs.pipe_file(loc.join(folder, name), data)
+
+
+def _commit_manifest(loc: Location, manifest: Mapping[str, Any], overwrite: bool) -> None:
+    """The commit: one manifest write, create-only unless ``overwrite`` (then an atomic replace)."""
+    path = loc.join(MANIFEST_NAME)
+    with loc.translating(path):
+        if overwrite:
+            _commit.replace(loc, path, _serialise(manifest))
+            return
+        try:
+            _commit.create_only(loc, path, _serialise(manifest))
+        except FileExistsError:  # it was not there when this save started
+            raise ExportConflictError(
+                "another save to this URL committed first; its export is complete (pass overwrite=True to "
+                "replace it)",
+                uri=loc.uri,
+            ) from None
+
+
+def _promote(
+    loc: Location, body: Mapping[str, Any], files: Mapping[str, bytes], staged: dict[str, Any]
+) -> dict[str, Any]:
+    """Move the committed files to their final names; returns the manifest in force afterwards.
+
+    Runs under the writer lock, after the commit: the export is complete whatever happens here. A
+    failure leaves the staged manifest (pointing at the staging folder) in force.
+    """
+    folder = staged["files"][DATA_NAME]["path"].rpartition("/")[0]
+    final = _manifest(body, files, None)
+    try:
+        for name, data in files.items():
+            with loc.translating(loc.join(name)):
+                _commit.replace(loc, loc.join(name), data)
+        with loc.translating(loc.join(MANIFEST_NAME)):
+            _commit.replace(loc, loc.join(MANIFEST_NAME), _serialise(final))
+    except Exception:
+        log.warning("export_not_moved_to_final_names", uri=loc.uri, staging=folder, exc_info=True)
+        return staged
+    _remove_quietly(loc, [loc.join(folder, name) for name in files], folder=loc.join(folder))
+    return final
+
+
+def _clean_staging(loc: Location) -> None:
+    """Remove staging entries of killed saves older than STAGING_STALE_S; log the younger ones.
+
+    Best effort: a listing or removal that fails is logged and the save goes on.
+    """
+    try:
+        in_use = _staging_in_use(_manifest_bytes(loc))
+        names = _commit.staging_entries(loc)
+    except ConnectorError:
+        log.warning("export_staging_not_listed", uri=loc.uri, exc_info=True)
+        return
+    if in_use is None:  # an unreadable manifest: nothing can be known to be unused
+        return
+    young = []
+    for name in names:
+        age = _commit.staging_age_s(name)
+        if age is None or name in in_use:  # not ours, or the committed export reads from it
+            continue
+        if age < _commit.STAGING_STALE_S:
+            young.append(name)
+            continue
+        try:
+            loc.fs.rm(loc.join(name), recursive=True)
+            log.info("export_staging_removed", uri=loc.uri, staging=name, age_s=round(age))
+        except Exception:  # e.g. removed by another save meanwhile
+            log.warning("export_staging_not_removed", uri=loc.uri, staging=name)
+    if young:
+        log.warning("export_staging_present", uri=loc.uri, staging=young)
+
+
+def _staging_in_use(raw: bytes | None) -> set[str] | None:
+    """The staging folders the committed manifest reads from; None when the manifest is unreadable.
+
+    Only names of the staging form count: a folder named by an edited manifest is never removed.
+    """
+    try:
+        files = json.loads(raw or b"{}").get("files") or {}
+        folders = {str(entry.get("path", "")).rpartition("/")[0] for entry in files.values()}
+    except (ValueError, AttributeError):
+        return None
+    return {f for f in folders if "/" not in f and _commit.staging_age_s(f) is not None}
+
+
+def _remove_quietly(loc: Location, paths: list[str], folder: str | None = None) -> None:
     for path in paths:
         try:
             if loc.fs.exists(path):
                 loc.fs.rm_file(path)
-        except Exception:  # cleanup is best effort; the manifest was never written
+        except Exception:  # cleanup is best effort; nothing references these files
             log.warning("export_cleanup_failed", uri=loc.uri, file=path.rsplit("/", 1)[-1])
-
-
-def _check_inputs(
-    images: np.ndarray,
-    labels: np.ndarray,
-    class_names: Sequence[str],
-    soft_labels: np.ndarray | None,
-    learned_lr: float | None,
-) -> tuple[str, ...]:
-    """Validate everything before any byte is written; returns the class names as a tuple."""
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype.kind != "f":
-        raise DataValidationError(
-            "images must be a float array (N, C, H, W)",
-            column="images",
-            value=getattr(images, "shape", type(images).__name__),
-        )
-    n = images.shape[0]
-    if n == 0:
-        raise EmptyDatasetError("no images to export", column="images")
-    names = tuple(str(c) for c in class_names)
-    if not names or len(set(names)) != len(names):
-        raise DataValidationError("class_names must be non-empty and unique", column="class_names")
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or labels.dtype.kind not in "iu":
-        raise DataValidationError(f"labels must be ({n},) integers", column="labels", value=labels.shape)
-    bad = np.flatnonzero((labels < 0) | (labels >= len(names)))
-    if bad.size:
-        raise DataValidationError(
-            f"label outside the class list 0..{len(names) - 1}",
-            column="labels",
-            row=int(bad[0]),
-            value=int(labels[bad[0]]),
-        )
-    check_finite(images, np.arange(n), uri=None, file=None, column="images")
-    if soft_labels is not None:
-        if soft_labels.shape != (n, len(names)) or soft_labels.dtype.kind != "f":
-            raise DataValidationError(
-                f"soft_labels must be ({n}, {len(names)}) floats",
-                column="soft_labels",
-                value=soft_labels.shape,
-            )
-        check_finite(soft_labels, np.arange(n), uri=None, file=None, column="soft_labels")
-    if learned_lr is not None and not (math.isfinite(learned_lr) and learned_lr > 0):
-        raise DataValidationError(
-            "learned_lr must be a finite positive number", column="learned_lr", value=learned_lr
-        )
-    return names
-
-
-def _jsonable(value: Mapping[str, Any] | None, field: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(json.dumps(dict(value), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise DataValidationError(f"{field} is not JSON-serialisable ({exc})", column=field) from exc
-
-
-def _parquet_bytes(
-    images: np.ndarray, labels: np.ndarray, soft: np.ndarray | None, names: tuple[str, ...]
-) -> bytes:
-    n = images.shape[0]
-    flat = pa.array(np.ascontiguousarray(images).reshape(-1))
-    cols: dict[str, pa.Array] = {
-        "image": pa.FixedSizeListArray.from_arrays(flat, math.prod(images.shape[1:])),
-        "label": pa.array(np.asarray(labels, dtype=np.int64)),
-    }
-    if soft is not None:
-        cols["soft_label"] = pa.FixedSizeListArray.from_arrays(pa.array(soft.reshape(-1)), soft.shape[1])
-    table = pa.table(cols).replace_schema_metadata(
-        {
-            "pad:image_shape": json.dumps(list(images.shape[1:])),
-            "pad:class_names": json.dumps(list(names)),
-        }
-    )
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=max(1, min(n, 4096)))
-    return buf.getvalue()
-
-
-def _preview_png(images: np.ndarray, labels: np.ndarray, per_class: int = 10, max_classes: int = 20) -> bytes:
-    """A grid (rows = classes, up to ``per_class`` images each), each image min-max scaled to 0..255."""
-    c, h, w = images.shape[1:]
-    classes = np.unique(labels)[:max_classes]
-    pad = 2
-    grid = np.zeros((len(classes) * (h + pad) + pad, per_class * (w + pad) + pad, 3), dtype=np.uint8)
-    for r, cls in enumerate(classes):
-        for k, i in enumerate(np.flatnonzero(labels == cls)[:per_class]):
-            img = images[i, :3] if c >= 3 else images[i, :1].repeat(3, axis=0)
-            lo, hi = float(img.min()), float(img.max())
-            scaled = ((img - lo) / (hi - lo) * 255.0) if hi > lo else np.zeros_like(img)
-            y, x = pad + r * (h + pad), pad + k * (w + pad)
-            grid[y : y + h, x : x + w] = np.moveaxis(scaled, 0, -1).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(grid, "RGB").save(buf, format="PNG")
-    return buf.getvalue()
+    if folder is not None:
+        with contextlib.suppress(Exception):  # object stores have no folders to remove
+            if loc.fs.isdir(folder) and not loc.fs.ls(folder, detail=False):
+                loc.fs.rmdir(folder)

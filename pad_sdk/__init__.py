@@ -6,6 +6,7 @@ The names a pipeline needs::
     result = pad_sdk.distill(images, labels, ipc=10)          # or pad_sdk.distill("s3://bucket/data/")
     result.accuracy.condensed.mean, result.verdict, result.save("s3://bucket/condensed/")
     condensed = pad_sdk.load_condensed("s3://bucket/condensed/")
+    pad_sdk.evaluate_export("s3://bucket/condensed/", "s3://bucket/data/")  # repeats the run's evaluation
     loader = torch.utils.data.DataLoader(condensed.dataset(), batch_size=128)
 """
 
@@ -23,6 +24,7 @@ from pad_sdk.errors import (
     TrajectoryStoreError,
     WorkerError,
 )
+from pad_sdk.exports import evaluate_export
 from pad_sdk.presets import available_presets, preset_config
 from pad_sdk.result import AccuracyReport, CondensedDataset, CondensedSet, DistillResult, load_condensed
 
@@ -47,6 +49,7 @@ __all__ = [
     "available_presets",
     "compare",
     "distill",
+    "evaluate_export",
     "load_condensed",
     "preset_config",
     "sweep",

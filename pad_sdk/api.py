@@ -16,6 +16,7 @@ import torch
 import connectors
 import policies
 from pad_sdk.config import PadConfig, validate_config
+from pad_sdk.core.distill import IterationRecord, SyntheticSet
 from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used before data.py)
     ArrayLike,
     RawData,
@@ -28,14 +29,13 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     source_record,
     splits_to_read,
 )
-from pad_sdk.errors import translated_errors
+from pad_sdk.errors import DataError, translated_errors
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
-from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
+from pad_sdk.pipeline import EventSink, Stages
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
 from pad_sdk.runtime import LocalRuntime, Runtime, resolve_runtime
-from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
 
@@ -137,98 +137,118 @@ def sweep(
     engine = resolve_runtime(runtime)
     chosen = get_method(method)
     trajectory = isinstance(chosen, TrajectoryMatching)
-    method_overrides = chosen.overrides() if trajectory and method != "pad" else {}  # type: ignore[attr-defined]
     with translated_errors():
         run_policy = policies.load_policy(policy) if policy is not None else None
-    # trajectory methods run through the runtime, which also decides where the images are held (the Ray
+    # read: trajectory methods run through the runtime, which also decides where the images are held (the Ray
     # runtime reads a source with Ray Data and keeps the images on the cluster); the others need them here
     loader = engine if trajectory else LocalRuntime()
     raw = read_input(source, labels, loader, test_images=test_images, test_labels=test_labels,
-                      class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
-                      storage_options=storage_options, source_options=source_options)
-    if config is not None:
-        configs = [config if isinstance(config, PadConfig) else validate_config(dict(config))]
-    else:
-        extra = merge_settings(merge_settings(method_overrides, _policy_overrides(run_policy)),
-                               {**(overrides or {}), "seed": seed})
-        targets = ipcs or [resolve_ipc(None, run_policy, raw)]
-        configs = [preset_config(preset, target, extra) for target in targets]
+                     class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
+                     storage_options=storage_options, source_options=source_options)
+    configs = _configs(raw, chosen, method, trajectory, run_policy, ipcs, preset, overrides, config, seed)
+    _check_feasible(raw, configs)
 
-    shared: dict[str, Any] = {}
+    contexts: dict[bool, MethodContext] = {}  # per ZCA setting: its prepared data and the shared caches
+    full_data: dict[str, Any] = {}  # full-data reference evaluations, per data and evaluation settings
     results: list[DistillResult] = []
     for cfg in configs:
         run_started = time.perf_counter()
-        if f"data:{cfg.zca}" not in shared:
-            shared[f"data:{cfg.zca}"] = loader.prepare(raw, cfg.zca)
-        data = shared[f"data:{cfg.zca}"]
-        stages = Stages(cfg, data, on_event=on_event)
-        log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(data.train), holdout=len(data.test),
-                 classes=data.train.num_classes, image_shape=data.train.image_shape)
-        if trajectory:
-            experts = _experts(engine, stages, shared, trajectory_store, storage_options)
-            synthetic, history = engine.distill(stages, experts)
-        else:
-            context = shared.setdefault("methods", MethodContext(data, preset, dict(overrides or {}), seed, on_event))
-            synthetic, history = chosen.condense(context, cfg.ipc, 0), []
-        accuracy = None
-        if evaluate:
-            full_key = f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"
-            if full_key not in shared:
-                full_job = stages.full_job()
-                shared[full_key] = None if full_job is None else engine.evaluate(stages, full_job)
-            full = shared[full_key]
-            condensed_eval = engine.evaluate(stages, stages.condensed_job(synthetic))
-            random_eval = engine.evaluate(stages, stages.random_job()) if cfg.evaluation.random_baseline else None
-            accuracy = AccuracyReport(
-                condensed_eval, random_eval, full,
-                group_accuracy=group_accuracy(data, {"full": full, "random": random_eval,
-                                                     "condensed": condensed_eval}),
-                cross_architecture={arch: engine.evaluate(stages, stages.condensed_job(synthetic, arch))
-                                    for arch in cfg.evaluation.architectures} or None,
-            )
+        if cfg.zca not in contexts:
+            contexts[cfg.zca] = MethodContext(loader.prepare(raw, cfg.zca), preset, dict(overrides or {}), seed,
+                                              on_event, runtime=engine, trajectory_store=trajectory_store,
+                                              storage_options=storage_options)
+        context = contexts[cfg.zca]
+        stages = Stages(cfg, context.data, on_event=on_event)
+        log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(context.data.train),
+                 holdout=len(context.data.test), classes=context.data.train.num_classes,
+                 image_shape=context.data.train.image_shape)
+        synthetic, history = _condense(engine, chosen, trajectory, context, stages)
+        accuracy = _evaluate(engine, stages, synthetic, full_data) if evaluate else None
         total = time.perf_counter() - (started if not results else run_started)
-        timings = {**stages.timings, "total": total}
-        kept_share = stages.pruning_kept_share(shared.get("orders"))
-        # what a policy judges, kept with the result so that a report can judge a run made without a policy
-        measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column),
-                        **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})}
-        verdict = _judge(run_policy, measurements, strict)
-        condensed = CondensedSet(
-            images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
-            label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels and trajectory else None,
-            learned_lr=float(synthetic.lr), class_names=data.class_names, normalisation=data.normalisation,
-            metadata={"source": raw.source, "zca": cfg.zca},
-        )
-        log.info("distill.done", ipc=cfg.ipc, seconds=round(total, 1),
-                 accuracy=None if accuracy is None else round(accuracy.condensed.mean, 4))
-        results.append(DistillResult(
-            condensed=condensed, config=cfg, accuracy=accuracy, verdict=verdict, timings=timings,
-            loss_history=tuple(r.loss for r in history), source=raw.source,
-            policy=None if run_policy is None else run_policy.model_dump(mode="json"),
-            measurements=measurements, decisions=dict(stages.decisions),
-        ))
+        results.append(_package(stages, synthetic, history, accuracy, total, raw, run_policy, strict, trajectory,
+                                context.cached_orders(cfg)))
     return results
 
 
-def _experts(engine: Runtime, stages: Stages, shared: dict[str, Any], trajectory_store: str | None,
-             storage_options: Mapping[str, Any] | None) -> Any:
-    """Score and train experts, or reuse those of an earlier IPC trained with the same settings and data."""
-    cfg = stages.config
-    orders = None
-    if cfg.experts.fiex != "off":
-        if scoring_key(cfg) not in shared:
-            shared[scoring_key(cfg)] = stages.orders(engine.score(stages))
-        orders = shared["orders"] = shared[scoring_key(cfg)]
-    plan = stages.expert_plan(orders)
-    key = experts_key(cfg)
-    if key not in shared:
-        store = None
-        if trajectory_store is not None:
-            suffix = "" if not any(k.startswith("experts:") for k in shared) else f"/variant-{len(shared)}"
-            store = TrajectoryStore(trajectory_store + suffix, storage_options=storage_options)
-            store.initialise(stages.expert_header())
-        shared[key] = engine.train_experts(stages, plan, store)
-    return shared[key]
+def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_policy: policies.RunPolicy | None,
+             ipcs: list[int] | None, preset: str, overrides: Mapping[str, Any] | None,
+             config: PadConfig | Mapping[str, Any] | None, seed: int) -> list[PadConfig]:
+    """One configuration per IPC: the preset, the method's and the policy's settings, then the overrides."""
+    if config is not None:
+        return [config if isinstance(config, PadConfig) else validate_config(dict(config))]
+    method_overrides = chosen.overrides() if trajectory and method != "pad" else {}
+    extra = merge_settings(merge_settings(method_overrides, _policy_overrides(run_policy)),
+                           {**(overrides or {}), "seed": seed})
+    targets = ipcs or [resolve_ipc(None, run_policy, raw)]
+    return [preset_config(preset, target, extra) for target in targets]
+
+
+def _check_feasible(raw: RawData, configs: list[PadConfig]) -> None:
+    """What would fail after hours of scoring and experts, refused before any training."""
+    counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names))
+    present = int((counts > 0).sum())
+    if present < 2:
+        raise DataError(f"the training data has {present} class(es); condensing needs at least two (a one-class "
+                        "classifier is always right)", field="labels")
+    smallest = int(counts[counts > 0].min())
+    for cfg in configs:
+        if cfg.ipc > smallest and cfg.distill.pix_init != "noise":
+            name = raw.class_names[int(torch.nonzero(counts == smallest)[0])]
+            raise DataError(f"ipc={cfg.ipc} needs {cfg.ipc} training images per class, but class {name!r} has "
+                            f"{smallest}; lower the IPC", field="ipc")
+
+
+def _condense(engine: Runtime, chosen: Any, trajectory: bool, context: MethodContext, stages: Stages
+              ) -> tuple[SyntheticSet, list[IterationRecord]]:
+    """The condensed set: trajectory methods on the runtime (experts shared across IPCs), others here."""
+    if trajectory:
+        experts = context.experts(stages.config, stages)
+        return engine.distill(stages, experts)
+    return chosen.condense(context, stages.config.ipc, 0), []
+
+
+def _evaluate(engine: Runtime, stages: Stages, synthetic: SyntheticSet, full_data: dict[str, Any]) -> AccuracyReport:
+    """Holdout accuracy of the condensed set, a random subset of equal size and the whole data (once)."""
+    cfg, data = stages.config, stages.data
+    full_key = f"full:{cfg.zca}:{cfg.evaluation.model_dump_json()}"
+    if full_key not in full_data:
+        full_job = stages.full_job()
+        full_data[full_key] = None if full_job is None else engine.evaluate(stages, full_job)
+    full = full_data[full_key]
+    condensed_eval = engine.evaluate(stages, stages.condensed_job(synthetic))
+    random_eval = engine.evaluate(stages, stages.random_job()) if cfg.evaluation.random_baseline else None
+    return AccuracyReport(
+        condensed_eval, random_eval, full,
+        group_accuracy=group_accuracy(data, {"full": full, "random": random_eval, "condensed": condensed_eval}),
+        cross_architecture={arch: engine.evaluate(stages, stages.condensed_job(synthetic, arch))
+                            for arch in cfg.evaluation.architectures} or None,
+    )
+
+
+def _package(stages: Stages, synthetic: SyntheticSet, history: list[IterationRecord],
+             accuracy: AccuracyReport | None, total: float, raw: RawData, run_policy: policies.RunPolicy | None,
+             strict: bool, trajectory: bool, orders: Any) -> DistillResult:
+    """The result: the condensed set, its measurements and verdict, timings and the run's decisions."""
+    cfg, data = stages.config, stages.data
+    timings = {**stages.timings, "total": total}
+    kept_share = stages.pruning_kept_share(orders)
+    # what a policy judges, kept with the result so that a report can judge a run made without a policy
+    measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column),
+                    **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})}
+    condensed = CondensedSet(
+        images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
+        label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels and trajectory else None,
+        learned_lr=float(synthetic.lr), class_names=data.class_names, normalisation=data.normalisation,
+        metadata={"source": raw.source, "zca": cfg.zca},
+    )
+    log.info("distill.done", ipc=cfg.ipc, seconds=round(total, 1),
+             accuracy=None if accuracy is None else round(accuracy.condensed.mean, 4))
+    return DistillResult(
+        condensed=condensed, config=cfg, accuracy=accuracy, verdict=_judge(run_policy, measurements, strict),
+        timings=timings, loss_history=tuple(r.loss for r in history), source=raw.source,
+        policy=None if run_policy is None else run_policy.model_dump(mode="json"),
+        measurements=measurements, decisions=dict(stages.decisions),
+    )
 
 
 def _judge(policy: policies.RunPolicy | None, measurements: Mapping[str, Any], strict: bool) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
-from pad_sdk.core.evaluate import evaluate_set
+from pad_sdk.core.evaluate import SeedStatistics, evaluate_set
 from pad_sdk.core.seeding import derive_seed
 from pad_sdk.data import ArrayLike, prepare, read_input
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
@@ -44,7 +44,7 @@ def condensed_bytes(synthetic: SyntheticSet) -> int:
 
 
 @dataclass(frozen=True)
-class ComparisonRow:
+class ComparisonRow(SeedStatistics):
     """One method at one IPC: holdout accuracy per seed (fractions), mean condensation seconds per run, bytes."""
 
     method: str
@@ -52,14 +52,6 @@ class ComparisonRow:
     accuracies: tuple[float, ...]
     seconds: float
     condensed_bytes: int
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.accuracies)
-
-    @property
-    def std(self) -> float:
-        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "accuracies": list(self.accuracies), "mean": self.mean, "std": self.std}

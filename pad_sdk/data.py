@@ -21,6 +21,8 @@ from pad_sdk.errors import ConfigError, DataError, translated_errors
 
 ArrayLike = np.ndarray | torch.Tensor
 HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
+MAX_PIXEL = 1e6  # beyond it the float32 mean/std of the training set lose their meaning
+MAX_CLASSES = 65_536  # class ids are 0..K-1; a larger id is a wrong column, not a class
 
 
 class SourceLoader(Protocol):
@@ -62,9 +64,11 @@ class PreparedData:
 
 
 def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
-    """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255].
+    """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255] (16-bit
+    images from [0, 65535]).
 
-    Non-finite values and wrong ranks are rejected with the offending row.
+    Non-finite values, integers outside the pixel range, floats beyond :data:`MAX_PIXEL` (they overflow the
+    float32 statistics) and wrong ranks are rejected with the offending row.
     """
     if isinstance(images, torch.Tensor):
         tensor = images
@@ -82,26 +86,52 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
     if tensor.shape[0] == 0:
         raise DataError(f"{field} is empty", field=field)
     if not torch.is_floating_point(tensor):
-        scale = 255.0 if tensor.dtype == torch.uint8 or int(tensor.max()) > 1 else 1.0
+        top = 65535 if tensor.dtype == torch.uint16 else 255
+        rows = tensor.reshape(tensor.shape[0], -1)
+        outside = ((rows < 0) | (rows > top)).any(dim=1)
+        if outside.any():
+            row = int(torch.nonzero(outside)[0])
+            raise DataError(f"{field} row {row} has integer pixel values outside [0, {top}]", field=field, row=row)
+        scale = float(top) if tensor.dtype in (torch.uint8, torch.uint16) or int(tensor.max()) > 1 else 1.0
         tensor = tensor.float() / scale
     tensor = tensor.float()
-    bad = ~torch.isfinite(tensor.reshape(tensor.shape[0], -1)).all(dim=1)
+    flat = tensor.reshape(tensor.shape[0], -1)
+    bad = ~torch.isfinite(flat).all(dim=1)
     if bad.any():
         row = int(torch.nonzero(bad)[0])
         raise DataError(f"{field} row {row} contains NaN or infinite values", field=field, row=row)
+    huge = (flat.abs() > MAX_PIXEL).any(dim=1)
+    if huge.any():
+        row = int(torch.nonzero(huge)[0])
+        raise DataError(f"{field} row {row} has pixel values beyond +-{MAX_PIXEL:g}; scale the images to [0, 1] or "
+                        "[0, 255]", field=field, row=row)
     return tensor.contiguous()
 
 
 def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int | None, field: str = "labels"
               ) -> torch.Tensor:
-    """Integer class ids (N,) in [0, num_classes); bad rows are named."""
-    tensor = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    """Integer class ids (N,) in [0, num_classes); bad rows are named.
+
+    Without ``num_classes`` the classes are 0..max(label), at most :data:`MAX_CLASSES` (a label value must
+    not decide how much memory the run takes).
+    """
+    if not isinstance(labels, torch.Tensor):
+        array = np.asarray(labels)
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{field} must be integer class ids, got dtype {array.dtype}; map class names to ids "
+                            "0..K-1 and pass the names as class_names", field=field)
+        labels = array
+    tensor = torch.as_tensor(labels)
     if tensor.dim() != 1 or tensor.shape[0] != num_rows:
         raise DataError(f"{field} must have shape ({num_rows},), got {tuple(tensor.shape)}", field=field)
     if torch.is_floating_point(tensor) and not torch.equal(tensor, tensor.round()):
         row = int(torch.nonzero(tensor != tensor.round())[0])
         raise DataError(f"{field} row {row} is not an integer class id", field=field, row=row)
     tensor = tensor.long()
+    if num_classes is None and int(tensor.max()) >= MAX_CLASSES:
+        row = int(torch.argmax(tensor))
+        raise DataError(f"{field} row {row} has class {int(tensor[row])}; class ids must be below {MAX_CLASSES:,} "
+                        "(labels are ids 0..K-1, not arbitrary values)", field=field, row=row)
     upper = num_classes if num_classes is not None else int(tensor.max()) + 1
     bad = (tensor < 0) | (tensor >= upper)
     if bad.any():
@@ -232,7 +262,8 @@ def prepare(raw: RawData, *, zca: bool) -> PreparedData:
     counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names))
     empty = [raw.class_names[c] for c in range(len(raw.class_names)) if counts[c] == 0]
     if empty:
-        raise DataError(f"classes {empty} have no training examples", field="labels")
+        more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""  # a bounded message
+        raise DataError(f"classes {empty[:10]}{more} have no training examples", field="labels")
     dims = (0, 2, 3)
     norm = Normalisation(
         tuple(float(v) for v in raw.train_images.mean(dim=dims)),

@@ -14,9 +14,10 @@ from torch.utils.data import Dataset
 
 import connectors
 from pad_sdk.config import PadConfig
+from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.data import Normalisation
-from pad_sdk.errors import translated_errors
+from pad_sdk.errors import ConfigError, translated_errors
 
 
 class CondensedDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -59,9 +60,20 @@ class CondensedSet:
     def dataset(self, *, soft: bool = True) -> CondensedDataset:
         return CondensedDataset(self.images, self.labels, self.label_logits, soft=soft)
 
+    def as_synthetic(self, default_lr: float) -> SyntheticSet:
+        """The set as the evaluation protocol trains on it: label logits (hard labels as the run's one-hot
+        logits) and the learned step size (``default_lr`` when the export has none)."""
+        logits = self.label_logits
+        if logits is None:
+            logits = F.one_hot(self.labels, len(self.class_names)).float() * HARD_LABEL_LOGIT
+        lr = self.learned_lr if self.learned_lr is not None else default_lr
+        return SyntheticSet(self.images, logits, torch.tensor(lr), self.labels)
+
     def save(self, uri: str, *, storage_options: Mapping[str, Any] | None = None, overwrite: bool = False,
              policy: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Export to ``uri`` (Parquet + preview + manifest, committed by the manifest written last)."""
+        if not uri.strip() or not uri.strip().rstrip("/"):
+            raise ConfigError(f"the export location must name a folder, got {uri!r}", field="uri", value=uri)
         metadata = {
             **dict(self.metadata),
             **dict(extra or {}),

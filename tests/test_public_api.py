@@ -11,7 +11,7 @@ def test_pad_sdk_exports_exactly_these_names() -> None:
             "AccuracyReport", "CondensedDataset", "CondensedSet", "ConfigError", "ConnectorError", "DataError",
             "DistillResult", "DistillationError", "PadConfig", "PadError", "PolicyError", "PolicyViolation",
             "TrajectoryStoreError", "WorkerError", "__version__", "available_presets", "compare", "distill",
-            "load_condensed", "preset_config", "sweep",
+            "evaluate_export", "load_condensed", "preset_config", "sweep",
         ]
     )
     for name in pad_sdk.__all__:

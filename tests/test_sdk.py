@@ -183,3 +183,24 @@ def test_group_and_cross_architecture_accuracy(digits, tmp_path) -> None:  # typ
     assert weighted == pytest.approx(acc.condensed.mean, abs=1e-6)
     assert len(acc.cross_architecture["mlp"].accuracies) == result.config.evaluation.seeds
     assert set(result.measurements["group_accuracy"]["region"]) == {"north", "south"}
+
+
+
+def test_evaluate_export_repeats_the_runs_condensed_accuracy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Same settings, holdout and network seeds as the run: on the same machine, the same accuracies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images, labels, _ = load_digits_arrays()
+    keep = np.concatenate([np.flatnonzero(labels == c)[:40] for c in range(10)])
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(images[keep].reshape(-1)), 64)
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"image": flat, "label": pa.array(labels[keep])}), tmp_path / "data" / "part-0.parquet")
+    source = str(tmp_path / "data")
+    overrides = {"experts": {"num_experts": 1}, "evaluation": {"seeds": 2, "epochs": 5}, "distill": {"iterations": 3}}
+    result = pad_sdk.distill(source, ipc=1, preset="tiny", overrides=overrides)
+    result.save(str(tmp_path / "export"))
+    measured = pad_sdk.evaluate_export(str(tmp_path / "export"), source)
+    assert result.accuracy is not None and measured["same_holdout_as_run"]
+    assert measured["condensed"]["accuracies"] == list(result.accuracy.condensed.accuracies)
+    assert measured["recorded_condensed_accuracies"] == list(result.accuracy.condensed.accuracies)

@@ -50,7 +50,7 @@ from pad_sdk.cli._base import (
     progress_sink,
     storage_options_from,
 )
-from pad_sdk.cli._evaluate import _judge_evaluation, evaluate_export
+from pad_sdk.cli._evaluate import _judge_evaluation
 from pad_sdk.cli._run import _policy_limits, execute, run_options
 
 IpcList = Annotated[list[int] | None, typer.Option()]
@@ -112,6 +112,8 @@ def evaluate(
 ) -> int:
     """Re-evaluate an existing export: train fresh networks on it and test on the source's holdout."""
     storage = storage_options_from(endpoint_url, storage_option)
+    from pad_sdk.exports import evaluate_export
+
     with progress_sink() as sink:
         measured = evaluate_export(export, source, seeds=seeds, storage_options=storage, on_event=sink)
     verdict = _judge_evaluation(measured, policy) if policy is not None else None

@@ -213,6 +213,10 @@ def run_options(source: str, output: str, preset: str, policy: Path | None, limi
              prices: dict[str, Any], source_option: list[str] | None, use_gpu: bool = False,
              gpus_per_task: float | None = None) -> RunOptions:
     _ray_only(runtime, run_id, ray_storage)
+    if not output.strip().rstrip("/"):
+        raise typer.BadParameter(f"must name a folder, got {output!r}", param_hint="--output")
+    if "://" not in output and os.path.isfile(os.path.expanduser(output)):
+        raise typer.BadParameter(f"{output} is a file; the export needs a folder", param_hint="--output")
     on_ray = runtime == "ray"
     return RunOptions(
         source=source, output=output, preset=preset, policy_file=policy, policy_limits=limits,

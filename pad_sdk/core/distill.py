@@ -14,15 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pad_sdk.config import DistillSettings
 from pad_sdk.core.augment import DiffAugment
-from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, StudentProblem, plan_unroll
+from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, SelectionMode, StudentProblem, plan_unroll
 from pad_sdk.core.memory import UnrollChoice, choose_unroll, default_budget
 from pad_sdk.core.params import ParamSpec, functional_forward
 from pad_sdk.core.training import LabelledImages
@@ -31,6 +30,60 @@ from pad_sdk.errors import DataError, DistillationError
 # Logit given to the true class when labels are hard: softmax of it is exactly one-hot in float32, so
 # soft cross-entropy then equals plain cross-entropy.
 HARD_LABEL_LOGIT = 1000.0
+
+
+class DistillSettings(Protocol):
+    """The settings the distillation reads (``pad_sdk.config.DistillSettings`` provides them; the core does not
+    import the configuration layer). Names follow the official code's arguments where it has them."""
+
+    @property
+    def syn_steps(self) -> int: ...  # N: unrolled student steps per iteration
+    @property
+    def expert_epochs(self) -> int: ...  # M: expert epochs the student must cover
+    @property
+    def min_start_epoch(self) -> int: ...  # T-
+    @property
+    def current_max_start_epoch(self) -> int: ...  # T
+    @property
+    def max_start_epoch(self) -> int: ...  # T+
+    @property
+    def expansion_end(self) -> int | None: ...  # iterations over which T grows to T+
+    @property
+    def lr_img(self) -> float: ...
+    @property
+    def lr_lr(self) -> float: ...
+    @property
+    def lr_y(self) -> float: ...
+    @property
+    def lr_init(self) -> float: ...
+    @property
+    def image_momentum(self) -> float: ...
+    @property
+    def lr_momentum(self) -> float: ...
+    @property
+    def label_momentum(self) -> float: ...
+    @property
+    def batch_syn(self) -> int | None: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def selection_mode(self) -> SelectionMode: ...
+    @property
+    def selection_ratio(self) -> float: ...
+    @property
+    def pix_init(self) -> Literal["correct", "real", "noise"]: ...  # correct | real | noise
+    @property
+    def soft_labels(self) -> bool: ...
+    @property
+    def learn_labels(self) -> bool: ...
+    @property
+    def learn_lr(self) -> bool: ...
+    @property
+    def unroll(self) -> Literal["auto", "full", "recompute"]: ...  # auto | full | recompute
+    @property
+    def memory_budget_gib(self) -> float | None: ...
+    @property
+    def augment(self) -> bool: ...
 
 
 class ExpertSource(Protocol):

@@ -26,15 +26,10 @@ from pad_sdk.core.training import (
 )
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """Test accuracy of k networks (fractions in [0, 1]) and their mean per-class recall."""
+class SeedStatistics:
+    """Mean and population standard deviation of ``accuracies`` (one value per seed or network)."""
 
     accuracies: tuple[float, ...]
-    per_class_recall: tuple[float, ...]
-    train_seconds: float
-    # (N_test,) share of the networks that classified each test example correctly; kept out of to_dict()
-    example_correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def mean(self) -> float:
@@ -43,6 +38,17 @@ class EvalResult:
     @property
     def std(self) -> float:
         return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class EvalResult(SeedStatistics):
+    """Test accuracy of k networks (fractions in [0, 1]) and their mean per-class recall."""
+
+    accuracies: tuple[float, ...]
+    per_class_recall: tuple[float, ...]
+    train_seconds: float
+    # (N_test,) share of the networks that classified each test example correctly; kept out of to_dict()
+    example_correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {

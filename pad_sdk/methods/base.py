@@ -26,6 +26,8 @@ from pad_sdk.core.seeding import seeded
 from pad_sdk.data import PreparedData
 from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
 from pad_sdk.presets import merge_settings, preset_config
+from pad_sdk.runtime import LocalRuntime, Runtime
+from pad_sdk.trajectories import TrajectoryStore
 
 
 class Method(Protocol):
@@ -49,6 +51,9 @@ class MethodContext:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     on_event: EventSink | None = None
+    runtime: Runtime | None = None  # where scoring and experts run (None: in this process)
+    trajectory_store: str | None = None  # fsspec URL for the experts (None: in memory, or the runtime's own)
+    storage_options: Mapping[str, Any] | None = None
     shared_seconds: dict[str, float] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _children: list[float] = field(default_factory=list)
@@ -74,21 +79,39 @@ class MethodContext:
             self.shared_seconds[stage] = self.shared_seconds.get(stage, 0.0) + own
         return self._cache[key]
 
-    def orders(self, config: PadConfig) -> list[torch.Tensor]:
+    # The one owner of the scoring and expert caches: sweeps and comparisons alike ask here, by the keys of
+    # ``pipeline.scoring_key`` / ``experts_key``; ``stages`` (default: new ones) receives the stage timings.
+    def orders(self, config: PadConfig, stages: Stages | None = None) -> list[torch.Tensor]:
         """Per-class EL2N orders, easiest first (scored once per scoring settings)."""
-        stages = self.stages(config)
-        return self._shared(scoring_key(config), lambda: stages.orders(stages.score()))
+        run = stages or self.stages(config)
+        return self._shared(scoring_key(config), lambda: run.orders(self._runtime().score(run)))
 
-    def experts(self, config: PadConfig) -> ExpertSource:
+    def cached_orders(self, config: PadConfig) -> list[torch.Tensor] | None:
+        """The orders for ``config`` if they were computed, without computing them."""
+        return self._cache.get(scoring_key(config))
+
+    def experts(self, config: PadConfig, stages: Stages | None = None) -> ExpertSource:
         """Expert trajectories for ``config`` (trained once per expert settings)."""
-        key = experts_key(config)
-        stages = self.stages(config)
+        run = stages or self.stages(config)
 
         def train() -> ExpertSource:
-            orders = self.orders(config) if config.experts.fiex != "off" else None
-            return stages.train_experts(stages.expert_plan(orders))
+            orders = self.orders(config, run) if config.experts.fiex != "off" else None
+            return self._runtime().train_experts(run, run.expert_plan(orders), self._store(run))
 
-        return self._shared(key, train)
+        return self._shared(experts_key(config), train)
+
+    def _runtime(self) -> Runtime:
+        return self.runtime if self.runtime is not None else LocalRuntime()
+
+    def _store(self, stages: Stages) -> TrajectoryStore | None:
+        """The trajectory store of the next expert variant: the given URL for the first, a sub-folder after."""
+        if self.trajectory_store is None:
+            return None
+        variants = sum(key.startswith("experts:") for key in self._cache)
+        url = self.trajectory_store + ("" if variants == 0 else f"/variant-{variants}")
+        store = TrajectoryStore(url, storage_options=self.storage_options)
+        store.initialise(stages.expert_header())
+        return store
 
     def agent(self, ipc: int) -> Network:
         """A trained network for embeddings: the final checkpoint of the first plain expert (no filters)."""

@@ -53,23 +53,36 @@ def _budget_index(ipc: int) -> int:
 
 
 @dataclass(frozen=True)
-class GradientMatchingMethod:
-    """DC (``augment=False``) or DSA (``augment=True``); ``iterations`` overrides the preset budget."""
+class _MatchingSwitches:
+    """What DC and DM share: PAD's two filters, augmentation, the fiem share and an iteration override."""
 
-    name: str = "dc"
+    name: str = ""
     fiex: bool = False
     fiem: bool = False
     augment: bool = False
     alpha: float | None = None
     iterations: int | None = None
 
+    def kept_alpha(self, ipc: int) -> float:
+        """The share fiem drops at ``ipc`` (0 without fiem)."""
+        if not self.fiem:
+            return 0.0
+        return self.alpha if self.alpha is not None else default_alpha(ipc)
+
+
+@dataclass(frozen=True)
+class GradientMatchingMethod(_MatchingSwitches):
+    """DC (``augment=False``) or DSA (``augment=True``); ``iterations`` overrides the preset budget."""
+
+    name: str = "dc"
+
     def settings(self, preset: str, ipc: int) -> GradientMatchingSettings:
         iterations, outer, inner, batch = _DC_BUDGETS.get(preset, _DC_BUDGETS["cpu-small"])[_budget_index(ipc)]
-        alpha = self.alpha if self.alpha is not None else default_alpha(ipc)
+        alpha = self.kept_alpha(ipc)
         return GradientMatchingSettings(
             iterations=self.iterations or iterations, outer_loop=outer, inner_loop=inner, batch_real=batch,
             augment=self.augment,
-            selection=ParameterSelection("depth" if self.fiem else "none", alpha if self.fiem else 0.0),
+            selection=ParameterSelection("depth" if self.fiem else "none", alpha),
         )
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
@@ -77,22 +90,18 @@ class GradientMatchingMethod:
 
 
 @dataclass(frozen=True)
-class DistributionMatchingMethod:
+class DistributionMatchingMethod(_MatchingSwitches):
     """DM with DSA augmentation; ``iterations`` overrides the preset budget."""
 
     name: str = "dm"
-    fiex: bool = False
-    fiem: bool = False
     augment: bool = True
-    alpha: float | None = None
-    iterations: int | None = None
 
     def settings(self, preset: str, ipc: int) -> DistributionMatchingSettings:
         iterations, batch = _DM_BUDGETS.get(preset, _DM_BUDGETS["cpu-small"])
-        alpha = self.alpha if self.alpha is not None else default_alpha(ipc)
+        alpha = self.kept_alpha(ipc)
         return DistributionMatchingSettings(
             iterations=self.iterations or iterations, batch_real=batch, augment=self.augment,
-            alpha=alpha if self.fiem else 0.0,
+            alpha=alpha,
         )
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:

@@ -16,7 +16,7 @@ import torch
 import connectors
 import policies
 from pad_sdk.config import PadConfig, validate_config
-from pad_sdk.core.distill import IterationRecord, SyntheticSet
+from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used before data.py)
     ArrayLike,
     RawData,
@@ -29,11 +29,12 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     source_record,
     splits_to_read,
 )
-from pad_sdk.errors import DataError, translated_errors
+from pad_sdk.errors import ConfigError, DataError, translated_errors
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Stages
 from pad_sdk.presets import merge_settings, preset_config
+from pad_sdk.probes import probe_settings, subset_as_set, subset_check
 from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
 from pad_sdk.runtime import LocalRuntime, Runtime, resolve_runtime
 
@@ -100,6 +101,11 @@ def distill(
         method: a name from ``pad_sdk.methods.available_methods()`` (``pad`` default; ``datm``, ``mtt``,
             ``dc``, ``dm``, real-image baselines), optionally with switches (``"dc:fiex=on,fiem=on"``).
             Trajectory methods run through the runtime; the others run in this process from the preset.
+        fallback: ``"subset"`` returns the best real subset of the same size (herding, k-center or random)
+            instead of the condensed set when that subset scores higher on the validation split (the result's
+            ``decisions["fallback"]`` says so); ``"none"`` (default) only reports the comparison
+            (``decisions["subset_check"]``, the report, and the ``acceptance.min_gain_over_best_subset`` rule).
+            Settings: ``auto`` in the preset (validation split, probes of candidate settings, subset check).
 
     See :func:`sweep` for the remaining keyword arguments.
     """
@@ -127,6 +133,7 @@ def sweep(
     on_event: EventSink | None = None,
     runtime: Runtime | str | None = None,
     method: str = "pad",
+    fallback: str = "none",
     **source_options: Any,
 ) -> list[DistillResult]:
     """Condense the same data at several IPCs; scoring and experts are computed once and shared.
@@ -134,6 +141,8 @@ def sweep(
     Returns one :class:`DistillResult` per IPC, in the order given. Arguments as for :func:`distill`.
     """
     started = time.perf_counter()
+    if fallback not in ("none", "subset"):
+        raise ConfigError(f"fallback must be 'none' or 'subset', got {fallback!r}", field="fallback", value=fallback)
     engine = resolve_runtime(runtime)
     chosen = get_method(method)
     trajectory = isinstance(chosen, TrajectoryMatching)
@@ -156,16 +165,18 @@ def sweep(
         if cfg.zca not in contexts:
             contexts[cfg.zca] = MethodContext(loader.prepare(raw, cfg.zca), preset, dict(overrides or {}), seed,
                                               on_event, runtime=engine, trajectory_store=trajectory_store,
-                                              storage_options=storage_options)
+                                              storage_options=storage_options,
+                                              validation_fraction=cfg.auto.validation_fraction)
         context = contexts[cfg.zca]
         stages = Stages(cfg, context.data, on_event=on_event)
         log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(context.data.train),
                  holdout=len(context.data.test), classes=context.data.train.num_classes,
                  image_shape=context.data.train.image_shape)
-        synthetic, history = _condense(engine, chosen, trajectory, context, stages)
+        synthetic, history, experts = _condense(engine, chosen, trajectory, context, stages)
+        synthetic, soft = _check_subsets(stages, synthetic, experts, fallback, trajectory)
         accuracy = _evaluate(engine, stages, synthetic, full_data) if evaluate else None
         total = time.perf_counter() - (started if not results else run_started)
-        results.append(_package(stages, synthetic, history, accuracy, total, raw, run_policy, strict, trajectory,
+        results.append(_package(stages, synthetic, history, accuracy, total, raw, run_policy, strict, soft,
                                 context.cached_orders(cfg)))
     return results
 
@@ -199,12 +210,37 @@ def _check_feasible(raw: RawData, configs: list[PadConfig]) -> None:
 
 
 def _condense(engine: Runtime, chosen: Any, trajectory: bool, context: MethodContext, stages: Stages
-              ) -> tuple[SyntheticSet, list[IterationRecord]]:
-    """The condensed set: trajectory methods on the runtime (experts shared across IPCs), others here."""
+              ) -> tuple[SyntheticSet, list[IterationRecord], ExpertSource | None]:
+    """The condensed set: trajectory methods on the runtime (experts shared across IPCs, settings chosen by
+    the probes on the validation split), others here."""
     if trajectory:
         experts = context.experts(stages.config, stages)
-        return engine.distill(stages, experts)
-    return chosen.condense(context, stages.config.ipc, 0), []
+        chosen_config, report = probe_settings(stages, experts)
+        if report is not None:
+            stages.config = chosen_config  # the run continues with the best candidate's settings
+            stages.decisions["probes"] = report.to_dict()
+        synthetic, history = engine.distill(stages, experts)
+        return synthetic, history, experts
+    return chosen.condense(context, stages.config.ipc, 0), [], None
+
+
+def _check_subsets(stages: Stages, synthetic: SyntheticSet, experts: ExpertSource | None, fallback: str,
+                   trajectory: bool) -> tuple[SyntheticSet, bool]:
+    """Compare the set with real subsets of its size on the validation split; with ``fallback="subset"`` a
+    better subset replaces it. Returns the set to deliver and whether its labels are soft."""
+    soft = stages.config.distill.soft_labels and trajectory
+    checked = subset_check(stages, synthetic, experts)
+    if checked is None:
+        return synthetic, soft
+    check, picks = checked
+    stages.decisions["subset_check"] = check.to_dict()
+    if fallback == "subset" and check.subset_is_better:
+        stages.decisions["fallback"] = {"used": True, "subset": check.best_subset, "reason": (
+            f"the {check.best_subset} subset scored {check.subsets[check.best_subset]:.4f} on the validation split "
+            f"against {check.condensed:.4f} for the condensed set")}
+        log.warning("distill.fallback", subset=check.best_subset, gain=round(check.gain, 4))
+        return subset_as_set(stages, picks[check.best_subset]), False
+    return synthetic, soft
 
 
 def _evaluate(engine: Runtime, stages: Stages, synthetic: SyntheticSet, full_data: dict[str, Any]) -> AccuracyReport:
@@ -227,17 +263,18 @@ def _evaluate(engine: Runtime, stages: Stages, synthetic: SyntheticSet, full_dat
 
 def _package(stages: Stages, synthetic: SyntheticSet, history: list[IterationRecord],
              accuracy: AccuracyReport | None, total: float, raw: RawData, run_policy: policies.RunPolicy | None,
-             strict: bool, trajectory: bool, orders: Any) -> DistillResult:
+             strict: bool, soft: bool, orders: Any) -> DistillResult:
     """The result: the condensed set, its measurements and verdict, timings and the run's decisions."""
     cfg, data = stages.config, stages.data
     timings = {**stages.timings, "total": total}
     kept_share = stages.pruning_kept_share(orders)
     # what a policy judges, kept with the result so that a report can judge a run made without a policy
-    measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column),
+    measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column,
+                                       stages.decisions),
                     **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})}
     condensed = CondensedSet(
         images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),
-        label_logits=synthetic.label_logits.cpu() if cfg.distill.soft_labels and trajectory else None,
+        label_logits=synthetic.label_logits.cpu() if soft else None,
         learned_lr=float(synthetic.lr), class_names=data.class_names, normalisation=data.normalisation,
         metadata={"source": raw.source, "zca": cfg.zca},
     )

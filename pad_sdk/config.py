@@ -214,6 +214,40 @@ class ComputeSettings(_Frozen):
     bf16_training: bool = False
 
 
+PROBE_CANDIDATES = ("preset", "datm", "error_selection", "hard_labels", "real_init", "lr_img_half", "lr_img_double")
+SUBSET_SELECTORS = ("herding", "kcenter", "random")
+
+
+class AutoSettings(_Frozen):
+    """Settings chosen by measurement on a validation split carved from the training data (never the holdout).
+
+    ``validation_fraction`` of every class is set aside (stratified, seeded; 0 turns everything here off).
+    ``probes``: each candidate in ``candidates`` distils for ``fraction`` of ``distill.iterations`` and is scored
+    by one network trained on it and tested on the validation split; the best continues as the run's
+    settings. ``subset_check``: the final set is compared on the validation split with real subsets of the same
+    size chosen by each of ``subsets``. Candidates: ``preset`` (as configured), ``datm`` (no parameter
+    selection), ``error_selection`` (the official code's error-based selection), ``hard_labels``,
+    ``real_init`` (random real initial images), ``lr_img_half`` / ``lr_img_double``.
+    """
+
+    validation_fraction: float = Field(0.0, ge=0, lt=0.5)
+    probes: bool = True
+    fraction: float = Field(0.1, gt=0, le=1, description="share of distill.iterations each probe runs")
+    candidates: tuple[str, ...] = ("preset", "datm", "hard_labels", "real_init")
+    subset_check: bool = True
+    subsets: tuple[str, ...] = SUBSET_SELECTORS
+
+    @model_validator(mode="after")
+    def _known(self) -> AutoSettings:
+        unknown = [c for c in self.candidates if c not in PROBE_CANDIDATES]
+        if unknown:
+            raise ValueError(f"auto.candidates {unknown} are unknown; choose from {', '.join(PROBE_CANDIDATES)}")
+        strange = [s for s in self.subsets if s not in SUBSET_SELECTORS]
+        if strange:
+            raise ValueError(f"auto.subsets {strange} are unknown; choose from {', '.join(SUBSET_SELECTORS)}")
+        return self
+
+
 class PadConfig(_Frozen):
     """Everything one PAD run needs besides the data."""
 
@@ -224,6 +258,7 @@ class PadConfig(_Frozen):
     distill: DistillSettings = DistillSettings()
     evaluation: EvalSettings = EvalSettings()
     compute: ComputeSettings = ComputeSettings()
+    auto: AutoSettings = AutoSettings()
     zca: bool = False
     seed: int = 0
     device: str = "auto"

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -61,6 +61,7 @@ class PreparedData:
     zca: ZCAWhitening | None = None
     test_groups: np.ndarray | None = None  # (N_test,) group value of each holdout example, if the source has one
     group_column: str | None = None
+    validation: LabelledImages | None = None  # carved from the training data for choosing settings, never reported
 
 
 def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
@@ -294,3 +295,24 @@ def read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | 
         raise ConfigError("labels are required with an image array", field="labels")
     return arrays_to_raw(source, labels, test_images=test_images, test_labels=test_labels,
                          class_names=class_names, holdout_fraction=holdout_fraction, seed=seed)
+
+
+def with_validation(data: PreparedData, fraction: float, seed: int) -> PreparedData:
+    """``data`` with a stratified, seeded ``fraction`` of every class moved from training to ``validation``.
+
+    The holdout is untouched. Data held on a cluster (shape-only images on the ``meta`` device) and data that
+    already has a validation split are returned as they are. Every class keeps at least one training image.
+    """
+    if fraction <= 0 or data.validation is not None or data.train.images.device.type == "meta":
+        return data
+    generator = torch.Generator().manual_seed(int(seed) + 7919)
+    keep, held = [], []
+    for members in data.train.class_indices():
+        order = members[torch.randperm(members.numel(), generator=generator)]
+        count = min(members.numel() - 1, round(fraction * members.numel()))
+        held.append(order[:count])
+        keep.append(order[count:])
+    train_rows, validation_rows = torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+    if validation_rows.numel() == 0:
+        return data
+    return replace(data, train=data.train.subset(train_rows), validation=data.train.subset(validation_rows))

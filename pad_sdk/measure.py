@@ -15,10 +15,15 @@ from pad_sdk.result import AccuracyReport
 
 
 def measured_results(accuracy: AccuracyReport | None, class_names: tuple[str, ...], config: PadConfig,
-                     timings: Mapping[str, float], group_column: str | None = None) -> dict[str, Any]:
+                     timings: Mapping[str, float], group_column: str | None = None,
+                     decisions: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The measurements a policy judges, as the plain mapping ``policies`` accepts."""
     results: dict[str, Any] = {"ipc": config.ipc, "iterations": config.distill.iterations,
                                "wall_time_s": timings.get("total"), "class_names": class_names}
+    check = (decisions or {}).get("subset_check")
+    if check:
+        results.update(validation_accuracy=check["condensed"], best_subset=check["best_subset"],
+                       best_subset_validation_accuracy=check["subsets"][check["best_subset"]])
     if accuracy is not None:
         results.update(
             condensed_accuracies=accuracy.condensed.accuracies,

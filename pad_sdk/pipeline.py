@@ -285,8 +285,12 @@ class Stages:
             images, targets = self.data.train.images[job.rows], self.data.train.labels[job.rows]
         else:
             images, targets = self.data.train.images, self.data.train.labels
+        test = self.data.validation if job.on_validation else self.data.test
+        if test is None:
+            raise ConfigError("this evaluation needs a validation split; set auto.validation_fraction above 0",
+                              field="auto.validation_fraction")
         with self.compute(training=True):
-            return train_and_test(images, targets, self.data.test, self.network_factory(job.architecture),
+            return train_and_test(images, targets, test, self.network_factory(job.architecture),
                                   job.recipe, seed=job.seed, index=index, augment=self.augment, device=self.device)
 
     def evaluate(self, job: EvalJob) -> EvalResult:
@@ -311,7 +315,8 @@ class Stages:
         return None if job is None else self.evaluate(job)
 
 
-EVAL_TIMING = {"condensed": "evaluation", "random": "evaluation", "full": "full_reference"}
+EVAL_TIMING = {"condensed": "evaluation", "random": "evaluation", "full": "full_reference", "probe": "probes",
+               "subset": "subset_check"}  # probe/subset: timed by pad_sdk.probes as a whole
 
 
 @dataclass(frozen=True)
@@ -326,6 +331,7 @@ class EvalJob:
     architecture: str | None = None
     synthetic: SyntheticSet | None = None
     rows: torch.Tensor | None = None
+    on_validation: bool = False  # test on the validation split (choosing settings) instead of the holdout
 
 
 @dataclass

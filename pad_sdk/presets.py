@@ -51,6 +51,7 @@ def _paper(ipc: int) -> dict[str, Any]:
         "distill": distill,
         "experts": {"num_experts": 100, "epochs": 100},
         "evaluation": {"epochs": 1000, "seeds": 5, "full_epochs": 50},
+        "auto": {"validation_fraction": 0.05, "fraction": 0.05},
     }
 
 
@@ -93,6 +94,8 @@ def _cpu_small(ipc: int) -> dict[str, Any]:
         "experts": {"num_experts": 6, "epochs": expert_epochs, "batch_size": 64, "lr": 0.01},
         "distill": distill,
         "evaluation": {"epochs": 300, "seeds": 3, "full_epochs": 30, "batch_size": 128},
+        # settings chosen on a validation split (10 % of the training data), probes of 10 % of the iterations
+        "auto": {"validation_fraction": 0.1, "fraction": 0.1},
     }
 
 

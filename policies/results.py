@@ -54,6 +54,11 @@ class MeasuredResults(PolicyModel):
     condensed_accuracy_std: Fraction | None = None
     condensed_accuracies: tuple[Fraction, ...] | None = Field(default=None, min_length=1)
     random_accuracy_mean: Fraction | None = None
+    # on the validation split (carved from the training data): the condensed set and the best real subset of
+    # the same size (herding, k-center or random), and which subset that was
+    validation_accuracy: Fraction | None = None
+    best_subset_validation_accuracy: Fraction | None = None
+    best_subset: str | None = None
     per_class_recall_full: dict[str, Fraction] | None = None
     per_class_recall_condensed: dict[str, Fraction] | None = None
     class_names: tuple[str, ...] | None = None

@@ -43,6 +43,13 @@ class AcceptancePolicy(PolicyModel):
         le=1,
         description="Least accuracy gain over a random real subset of the same size.",
     )
+    min_gain_over_best_subset: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="Least validation-accuracy gain over the best real subset of the same size (herding, "
+        "k-center, random); 0: the condensed set must be at least as good as a subset would be.",
+    )
     warn_margin: float = Field(
         default=0.01,
         ge=0,
@@ -93,6 +100,8 @@ class AcceptancePolicy(PolicyModel):
             )
         if self.min_gain_over_random is not None:
             rules.append(self._gain(m, self.min_gain_over_random))
+        if self.min_gain_over_best_subset is not None:
+            rules.append(self._subset_gain(m, self.min_gain_over_best_subset))
         return rules
 
     def _retention(self, m: MeasuredResults) -> RuleResult:
@@ -127,6 +136,16 @@ class AcceptancePolicy(PolicyModel):
             return not_measured(rule, limit, "the condensed-set and random-subset accuracy")
         quantity = f"Gain over a random subset of the same size ({pct(mean)} vs {pct(rand)})"
         return single(rule, mean - rand, limit, self.warn_margin, at_least=True, quantity=quantity, fmt=pts)
+
+
+    def _subset_gain(self, m: MeasuredResults, limit: float) -> RuleResult:
+        rule = "acceptance.min_gain_over_best_subset"
+        mean, best = m.validation_accuracy, m.best_subset_validation_accuracy
+        if mean is None or best is None:
+            return not_measured(rule, limit, "the validation accuracy of the condensed set and of real subsets")
+        quantity = (f"Validation-accuracy gain over the best real subset of the same size, {m.best_subset or 'subset'}"
+                    f" ({pct(mean)} vs {pct(best)})")
+        return single(rule, mean - best, limit, self.warn_margin, at_least=True, quantity=quantity, fmt=pts)
 
 
 class BudgetPolicy(PolicyModel):

@@ -23,7 +23,7 @@ from pad_sdk.core.networks import Network
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
-from pad_sdk.data import PreparedData
+from pad_sdk.data import PreparedData, with_validation
 from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.runtime import LocalRuntime, Runtime
@@ -54,9 +54,17 @@ class MethodContext:
     runtime: Runtime | None = None  # where scoring and experts run (None: in this process)
     trajectory_store: str | None = None  # fsspec URL for the experts (None: in memory, or the runtime's own)
     storage_options: Mapping[str, Any] | None = None
+    # share of the training data set aside for choosing settings (None: the preset's auto.validation_fraction)
+    validation_fraction: float | None = None
     shared_seconds: dict[str, float] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _children: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        fraction = self.validation_fraction
+        if fraction is None:
+            fraction = self.config(1).auto.validation_fraction
+        self.data = with_validation(self.data, fraction, self.seed)
 
     def config(self, ipc: int, extra: Mapping[str, Any] | None = None) -> PadConfig:
         merged = merge_settings(merge_settings(dict(self.overrides), dict(extra or {})), {"seed": self.seed})

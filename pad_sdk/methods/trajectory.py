@@ -14,6 +14,7 @@ from typing import Any
 
 from pad_sdk.core.distill import SyntheticSet
 from pad_sdk.methods.base import MethodContext
+from pad_sdk.probes import probe_settings
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,18 @@ class TrajectoryMatching:
         distill: dict[str, Any] = {} if self.fiem else {"selection_mode": "none"}
         if self.mtt:
             distill.update(soft_labels=False, expansion_end=None, pix_init="real")
-        return {"experts": {"fiex": "scheduler" if self.fiex else "off"}, "distill": distill}
+        overrides: dict[str, Any] = {"experts": {"fiex": "scheduler" if self.fiex else "off"}, "distill": distill}
+        if (self.fiex, self.fiem, self.mtt) != (True, True, False):
+            # DATM, MTT and the ablations are fixed methods: only the SDK default (pad) chooses its settings
+            overrides["auto"] = {"probes": False}
+        return overrides
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
         config = context.config(ipc, self.overrides())
         stages = context.stages(config)
         experts = context.experts(config)
+        config, _report = probe_settings(stages, experts, seed)  # the SDK's own choice, as pad_sdk.distill makes it
+        stages = context.stages(config)
         distiller = stages.make_distiller(experts, ipc, seed_offset=seed)
         distiller.run(config.distill.iterations)
         return distiller.synthetic.detached()

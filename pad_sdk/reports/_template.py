@@ -17,6 +17,7 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
  .muted { color: #57606a; } .small { font-size: 12px; }
  .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; color: #fff;
           font-size: 13px; vertical-align: middle; }
+ .alert { border-left: 4px solid #9a6700; padding: 0.4em 0.8em; background: #fff8c5; }
  .pass { background: #1a7f37; } .warn { background: #9a6700; } .fail { background: #cf222e; }
  .cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 12px; margin: 16px 0; }
  .card { border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 14px; }
@@ -58,6 +59,15 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   <div class="v">{{ h.accuracy.retention | pct if h.accuracy.retention is not none else "-" }}</div>
   <div class="small">break-even: {{ h.cost.break_even_runs | runs }}</div></div>
 </div>
+{% set sc = h.decisions.get("subset_check") %}{% set fb = h.decisions.get("fallback") %}
+{% if fb %}<p class="alert"><b>The delivered set is a real subset ({{ fb.subset }}), not the distilled set:</b> {{ fb.reason }}
+ (fallback="subset").</p>
+{% elif sc and sc.subset_is_better %}<p class="alert"><b>A real subset trains better than the condensed set.</b> On the
+ validation split (carved from the training data) the {{ sc.best_subset }} subset of the same size scored
+ {{ sc.subsets[sc.best_subset] | pct }} against {{ sc.condensed | pct }}. Recommendation: use that subset (rerun with
+ fallback="subset"), or a larger IPC.</p>
+{% elif sc %}<p>On the validation split the condensed set scored {{ sc.condensed | pct }}, ahead of the best real subset
+ of the same size ({{ sc.best_subset }}, {{ sc.subsets[sc.best_subset] | pct }}).</p>{% endif %}
 
 {% if r.kind == "sweep" %}
 <h2>Compression sweep</h2>
@@ -80,6 +90,17 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 
 {% for e in r.entries %}{% set c = e.cost %}
 <h2>IPC {{ e.ipc }}: {{ e.images }} condensed images <span class="badge {{ e.verdict.status.value }}">{{ e.verdict.status.value | upper }}</span></h2>
+{% set pr = e.decisions.get("probes") %}{% set sc = e.decisions.get("subset_check") %}
+{% if pr or sc %}<h3>Settings chosen on the validation split</h3>
+{% if pr %}<table><tr><th>candidate</th><th>changes</th><th>validation accuracy</th><th>seconds</th></tr>
+{% for p in pr.probes %}<tr><td>{{ p.name }}{% if p.name == pr.chosen %} <b>(chosen)</b>{% endif %}</td>
+ <td><code>{{ p.changes | tojson }}</code></td><td class="n">{{ p.validation_accuracy | pct }}</td>
+ <td class="n">{{ p.seconds | secs }}</td></tr>{% endfor %}</table>
+<p class="small muted">Each probe ran {{ pr.iterations }} distillation iterations; together {{ pr.seconds | secs }}.</p>{% endif %}
+{% if sc %}<table><tr><th>set of {{ e.images }} images</th><th>validation accuracy</th></tr>
+<tr><td>condensed</td><td class="n">{{ sc.condensed | pct }}</td></tr>
+{% for name, value in sc.subsets.items() %}<tr><td>real subset: {{ name }}</td><td class="n">{{ value | pct }}</td></tr>{% endfor %}
+</table>{% endif %}{% endif %}
 <h3>Cost</h3>
 <table>
 <tr><th></th><th>source</th><th>condensed</th></tr>

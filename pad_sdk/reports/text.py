@@ -42,4 +42,13 @@ def verdict_lines(report: RunReport) -> list[str]:
         for rule in e.verdict.rules:
             if rule.status.value != "pass":
                 lines.append(f"IPC {e.ipc} [{rule.status.value}] {rule.rule} ({basis}): {rule.message}")
+        check, fallback = e.decisions.get("subset_check"), e.decisions.get("fallback")
+        if fallback:
+            lines.append(f"IPC {e.ipc} [fallback] the delivered set is the {fallback['subset']} subset: "
+                         f"{fallback['reason']}")
+        elif check and check["subset_is_better"]:
+            best = check["best_subset"]
+            lines.append(f"IPC {e.ipc} [subset] a real {best} subset scored {check['subsets'][best]:.1%} on the "
+                         f"validation split against {check['condensed']:.1%} for the condensed set; consider it "
+                         "(fallback='subset') or a larger IPC")
     return lines

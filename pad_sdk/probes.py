@@ -1,0 +1,177 @@
+"""Settings chosen on the validation split, and the check against real-image subsets.
+
+Both use only the training data: the validation split is carved from it (:func:`pad_sdk.data.with_validation`)
+and the holdout that the reports show is never looked at, so a reported accuracy is never the one a choice was
+made on.
+
+- :func:`probe_settings`: every candidate (``auto.candidates``) distils for a fraction of the iterations from
+  the same experts; one network trained on each probe's set is tested on the validation split; the best
+  candidate's settings run the whole distillation (ties go to the earlier candidate, ``preset`` first).
+- :func:`subset_check`: the final set against real subsets of the same size (herding and k-center on the
+  embeddings of the first expert's final network, and random), one network each on the validation split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+import torch
+
+from pad_sdk.config import PadConfig
+from pad_sdk.core.coresets import per_class
+from pad_sdk.core.distill import HARD_LABEL_LOGIT, DistillSettings, ExpertSource, SyntheticSet
+from pad_sdk.core.evaluate import random_subset
+from pad_sdk.core.params import device_of, load_flat_params
+from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.pipeline import EvalJob, Stages
+
+log = structlog.get_logger(__name__)
+
+# What each candidate changes in the distillation settings.
+CANDIDATES: dict[str, Callable[[DistillSettings], dict[str, Any]]] = {
+    "preset": lambda d: {},
+    "datm": lambda d: {"selection_mode": "none"},
+    "error_selection": lambda d: {"selection_mode": "error"},
+    "hard_labels": lambda d: {"soft_labels": False},
+    "real_init": lambda d: {"pix_init": "real"},
+    "lr_img_half": lambda d: {"lr_img": d.lr_img / 2},
+    "lr_img_double": lambda d: {"lr_img": d.lr_img * 2},
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    changes: dict[str, Any]  # distill settings the candidate changes
+    validation_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The probes in the order run, the chosen candidate and the seconds they cost together."""
+
+    probes: tuple[Probe, ...]
+    chosen: str
+    iterations: int  # distillation iterations of each probe
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": self.chosen, "iterations": self.iterations, "seconds": self.seconds,
+                "probes": [asdict(p) for p in self.probes]}
+
+
+@dataclass(frozen=True)
+class SubsetCheck:
+    """Validation accuracy of the final set and of real subsets of its size; ``gain`` = set - best subset."""
+
+    condensed: float
+    subsets: dict[str, float]
+    best_subset: str
+    gain: float
+    seconds: float
+
+    @property
+    def subset_is_better(self) -> bool:
+        return self.gain < 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "subset_is_better": self.subset_is_better}
+
+
+def with_distill(config: PadConfig, changes: dict[str, Any]) -> PadConfig:
+    """``config`` with its distillation settings changed (the values come from a validated candidate)."""
+    return config.model_copy(update={"distill": config.distill.model_copy(update=changes)})
+
+
+def _validation_accuracy(stages: Stages, synthetic: SyntheticSet, seed: int) -> float:
+    """One network (the evaluation recipe) trained on ``synthetic`` and tested on the validation split."""
+    settings, fixed = stages.config.evaluation, synthetic.detached()
+    job = EvalJob("probe", settings.recipe(float(fixed.lr)), 1, seed, synthetic=fixed, on_validation=True)
+    accuracy, _correct = stages.run_eval_network(job, 0)
+    return accuracy.accuracy
+
+
+def probe_settings(stages: Stages, experts: ExpertSource, seed_offset: int = 0
+                   ) -> tuple[PadConfig, ProbeReport | None]:
+    """The configuration to distil with: ``stages.config`` changed by the best candidate (unchanged, and no
+    report, when probes are off, there is no validation split, or only one candidate)."""
+    config, auto = stages.config, stages.config.auto
+    if not auto.probes or stages.data.validation is None or len(auto.candidates) < 2 or config.distill.iterations == 0:
+        return config, None
+    started = time.perf_counter()
+    iterations = max(1, round(auto.fraction * config.distill.iterations))
+    seed = derive_seed(config.seed, 81, config.ipc, seed_offset)
+    probes: list[Probe] = []
+    for index, name in enumerate(auto.candidates):
+        began = time.perf_counter()
+        changes = CANDIDATES[name](config.distill)
+        trial = Stages(with_distill(config, {**changes, "iterations": iterations}), stages.data,
+                       device=stages.device)
+        distiller = trial.make_distiller(experts, config.ipc, seed_offset)
+        with trial.compute():
+            distiller.run(iterations)
+        accuracy = _validation_accuracy(trial, distiller.synthetic, seed)
+        probes.append(Probe(name, changes, accuracy, time.perf_counter() - began))
+        stages.on_event("probes", index + 1, len(auto.candidates), candidate=name, accuracy=accuracy)
+    best = max(probes, key=lambda p: p.validation_accuracy)  # the first of equals: candidates are in priority order
+    report = ProbeReport(tuple(probes), best.name, iterations, time.perf_counter() - started)
+    stages.timings["probes"] = stages.timings.get("probes", 0.0) + report.seconds
+    log.info("probes.done", chosen=best.name, accuracies={p.name: round(p.validation_accuracy, 4) for p in probes},
+             seconds=round(report.seconds, 1))
+    return with_distill(config, best.changes), report
+
+
+def subset_picks(stages: Stages, selector: str, experts: ExpertSource, ipc: int) -> torch.Tensor:
+    """Training rows of a real subset with ``ipc`` images per class chosen by ``selector``."""
+    train = stages.data.train
+    if selector == "random":
+        generator = make_generator(derive_seed(stages.config.seed, 83, ipc))
+        return random_subset(train.labels, train.num_classes, ipc, generator)
+    agent = seeded(0, stages.network_factory()).to(stages.device)
+    load_flat_params(agent, experts[0][-1])
+    agent.eval()
+    device = device_of(agent)
+    with torch.no_grad():
+        embedded = [agent.embed(chunk.to(device)).cpu()  # type: ignore[operator]
+                    for chunk in torch.split(train.images, 1024)]
+    return per_class(torch.cat(embedded), train.labels, train.num_classes, ipc, selector)
+
+
+def subset_as_set(stages: Stages, rows: torch.Tensor) -> SyntheticSet:
+    """Real training rows as a condensed set: hard labels and the random baseline's evaluation step size."""
+    train = stages.data.train
+    labels = train.labels[rows]
+    logits = torch.nn.functional.one_hot(labels, train.num_classes).float() * HARD_LABEL_LOGIT
+    return SyntheticSet(train.images[rows].clone(), logits, torch.tensor(stages.config.evaluation.random_lr), labels)
+
+
+def subset_check(stages: Stages, synthetic: SyntheticSet, experts: ExpertSource | None
+                 ) -> tuple[SubsetCheck, dict[str, torch.Tensor]] | None:
+    """The final set against real subsets of its size on the validation split (None when it cannot run)."""
+    auto = stages.config.auto
+    if not auto.subset_check or stages.data.validation is None:
+        return None
+    started = time.perf_counter()
+    ipc = int(torch.bincount(synthetic.classes.cpu()).max())
+    seed = derive_seed(stages.config.seed, 82, ipc)
+    condensed = _validation_accuracy(stages, synthetic, seed)
+    picks: dict[str, torch.Tensor] = {}
+    scores: dict[str, float] = {}
+    for selector in auto.subsets:
+        if selector != "random" and (experts is None or len(experts) == 0):
+            continue  # herding and k-center embed with an expert's network
+        picks[selector] = subset_picks(stages, selector, experts, ipc)  # type: ignore[arg-type]
+        scores[selector] = _validation_accuracy(stages, subset_as_set(stages, picks[selector]), seed)
+    if not scores:
+        return None
+    best = max(scores, key=lambda name: scores[name])
+    check = SubsetCheck(condensed, scores, best, condensed - scores[best], time.perf_counter() - started)
+    stages.timings["subset_check"] = stages.timings.get("subset_check", 0.0) + check.seconds
+    log.info("subset_check.done", condensed=round(condensed, 4), best_subset=best, gain=round(check.gain, 4))
+    return check, picks
+

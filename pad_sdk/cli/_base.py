@@ -210,6 +210,9 @@ Seed = Annotated[int, typer.Option(help="seed of every random choice (same seed,
 Holdout = Annotated[float, typer.Option(help="holdout share when the source has no test split")]
 RuntimeName = Annotated[str, typer.Option("--runtime", help="where to run: local (this process) or ray")]
 Workers = Annotated[int, typer.Option(help="Ray: distillation workers")]
+Fallback = Annotated[str, typer.Option("--fallback", help="subset: deliver the best real subset of the same size "
+                                       "(herding, k-center, random) when it beats the condensed set on the "
+                                       "validation split; none: only report the comparison")]
 UseGpu = Annotated[bool, typer.Option("--use-gpu", help="Ray: one GPU per distillation worker (and per task, unless "
                                       "--gpus-per-task says otherwise)")]
 GpusPerTask = Annotated[float | None, typer.Option("--gpus-per-task", help="Ray: GPUs per scoring, expert and "

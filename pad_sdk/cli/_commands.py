@@ -17,6 +17,7 @@ from pad_sdk.cli._base import (
     CpuHour,
     Currency,
     Endpoint,
+    Fallback,
     GpuHour,
     GpusPerTask,
     Holdout,
@@ -66,7 +67,7 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
         max_recall_drop: MaxRecallDrop = None, max_seed_std: MaxSeedStd = None, max_wall_time: MaxWallTime = None,
         sets: Sets = None, seed: Seed = 0, holdout_fraction: Holdout = 0.2, runtime: RuntimeName = "local",
         workers: Workers = 2, address: Address = None, run_id: RunId = None, ray_storage: RayStorage = None,
-        use_gpu: UseGpu = False, gpus_per_task: GpusPerTask = None,
+        use_gpu: UseGpu = False, gpus_per_task: GpusPerTask = None, fallback: Fallback = "none",
         endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
         trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
         storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
@@ -81,7 +82,8 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
         opts = run_options(source, output, preset, policy,
                            _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
                            holdout_fraction, runtime, workers, address, run_id, ray_storage, endpoint_url,
-                           storage_option, trajectory_store, overwrite, prices, source_option, use_gpu, gpus_per_task)
+                           storage_option, trajectory_store, overwrite, prices, source_option, use_gpu, gpus_per_task,
+                           fallback)
         ipcs = (None if not ipc else list(ipc)) if kind == "distill" else sorted(set(ipc or []))
         return execute(opts, ipcs, kind)
 

@@ -44,6 +44,7 @@ class RunOptions:
     ray_storage: str | None
     use_gpu: bool
     gpus_per_task: float | None
+    fallback: str
     storage_options: dict[str, Any] | None
     trajectory_store: str | None
     overwrite: bool
@@ -159,7 +160,7 @@ def execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
             results = sweep(opts.source, ipcs=ipcs, preset=opts.preset, overrides=opts.overrides, policy=policy,
                             seed=opts.seed, holdout_fraction=opts.holdout_fraction,
                             trajectory_store=opts.trajectory_store, storage_options=opts.storage_options,
-                            on_event=sink, runtime=runtime, **opts.source_options)
+                            on_event=sink, runtime=runtime, fallback=opts.fallback, **opts.source_options)
     except BaseException:
         if ray_run and SETTINGS.log_json:
             log.warning("cli.ray_run_stopped", run_id=ray_run["run_id"], storage=ray_run["storage"])
@@ -211,8 +212,10 @@ def run_options(source: str, output: str, preset: str, policy: Path | None, limi
              address: str | None, run_id: str | None, ray_storage: str | None, endpoint_url: str | None,
              storage_option: list[str] | None, trajectory_store: str | None, overwrite: bool,
              prices: dict[str, Any], source_option: list[str] | None, use_gpu: bool = False,
-             gpus_per_task: float | None = None) -> RunOptions:
+             gpus_per_task: float | None = None, fallback: str = "none") -> RunOptions:
     _ray_only(runtime, run_id, ray_storage)
+    if fallback not in ("none", "subset"):
+        raise typer.BadParameter(f"choose none or subset, got {fallback!r}", param_hint="--fallback")
     if not output.strip().rstrip("/"):
         raise typer.BadParameter(f"must name a folder, got {output!r}", param_hint="--output")
     if "://" not in output and os.path.isfile(os.path.expanduser(output)):
@@ -222,7 +225,7 @@ def run_options(source: str, output: str, preset: str, policy: Path | None, limi
         source=source, output=output, preset=preset, policy_file=policy, policy_limits=limits,
         overrides=parse_assignments(sets, "--set"), seed=seed, holdout_fraction=holdout_fraction, runtime=runtime,
         workers=workers, address=address, run_id=run_id, ray_storage=_local_path_absolute(ray_storage),
-        use_gpu=use_gpu, gpus_per_task=gpus_per_task,
+        use_gpu=use_gpu, gpus_per_task=gpus_per_task, fallback=fallback,
         storage_options=storage_options_from(endpoint_url, storage_option),
         trajectory_store=_local_path_absolute(trajectory_store) if on_ray else trajectory_store,
         overwrite=overwrite, prices=prices, source_options=parse_assignments(source_option, "--source-option"),

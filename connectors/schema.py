@@ -12,6 +12,10 @@ import numpy as np
 
 from connectors.errors import DataValidationError, EmptyDatasetError, SchemaError
 
+#: The most classes derived from integer labels (ids 0..max). A larger id is almost surely a corrupt
+#: label, and would otherwise allocate a class list of that length; pass class_names= for more classes.
+MAX_DERIVED_CLASSES = 100_000
+
 __all__ = ["Batch", "LabelEncoder", "ScanStats", "SourceSchema", "check_finite"]
 
 
@@ -163,7 +167,16 @@ class ScanStats:
             return names
         if self.string_labels:
             return tuple(sorted(str(v) for v in self.labels))
-        return tuple(str(i) for i in range(int(max(self.labels)) + 1))
+        top = int(max(self.labels))
+        if top >= MAX_DERIVED_CLASSES:
+            raise DataValidationError(
+                f"label {top} would make {top + 1} classes (at most {MAX_DERIVED_CLASSES} are derived from "
+                "integer labels); fix the label column, or pass class_names= to name every class",
+                uri=uri,
+                column=column,
+                value=top,
+            )
+        return tuple(str(i) for i in range(top + 1))
 
     def class_counts(self, encoder: LabelEncoder) -> tuple[int, ...]:
         """Rows per class id (validates every seen label against the class list)."""

@@ -12,15 +12,16 @@ archive (and within what its compressed size can expand to), and every allocatio
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import IO, Any
 
 import numpy as np
 
 from connectors._fs import fingerprint
-from connectors.errors import CorruptDataError, SchemaError
+from connectors.errors import ConnectorError, CorruptDataError, SchemaError
 from connectors.schema import ScanStats
 from connectors.sources._limits import check_memory, check_present, deflate_capacity, nbytes
 from connectors.sources.base import RawChunk, ScanResult, Source
@@ -57,6 +58,25 @@ class NpzSource(Source):
             capacity = _CAPACITY[entry.compress_type](entry.compress_size)
             check_present(entry.file_size, capacity, what, uri=uri, file=file, column=key)
         return stack.enter_context(zf.open(entry)), entry
+
+    @contextmanager
+    def _zip_errors(self) -> Iterator[None]:
+        """Translate what ``zipfile`` raises on a damaged archive into CorruptDataError.
+
+        A corrupted directory or entry header shows up as BadZipFile, but also as ValueError (a negative
+        seek), NotImplementedError (an unknown compression method), RuntimeError ("encrypted"),
+        struct.error, OverflowError, ...: all mean the archive is not what it claims.
+        """
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except (ValueError, NotImplementedError, RuntimeError, struct.error, OverflowError, KeyError) as exc:
+            raise CorruptDataError(
+                f"damaged npz archive ({type(exc).__name__}: {exc})",
+                uri=self.location.uri,
+                file=self.location.display(self.location.path),
+            ) from exc
 
     def _header(
         self, f: IO[bytes], entry: zipfile.ZipInfo, key: str
@@ -112,7 +132,7 @@ class NpzSource(Source):
     def _info(self) -> _Info:
         if self._cache is None:
             loc, opts = self.location, self.options
-            with ExitStack() as stack, loc.translating(loc.path):
+            with ExitStack() as stack, loc.translating(loc.path), self._zip_errors():
                 zf = stack.enter_context(zipfile.ZipFile(stack.enter_context(loc.fs.open(loc.path, "rb"))))
                 f, entry = self._member(zf, opts.image_column, "image", stack)
                 shape, dtype, fortran = self._header(f, entry, opts.image_column)
@@ -154,7 +174,7 @@ class NpzSource(Source):
         loc, opts = self.location, self.options
         shape, dtype, fortran, labels, groups, splits = self._info()
         per = nbytes(shape[1:], dtype.itemsize)
-        with ExitStack() as stack, loc.translating(loc.path):
+        with ExitStack() as stack, loc.translating(loc.path), self._zip_errors():
             zf = stack.enter_context(zipfile.ZipFile(stack.enter_context(loc.fs.open(loc.path, "rb"))))
             f, entry = self._member(zf, opts.image_column, "image", stack)
             self._header(f, entry, str(opts.image_column))

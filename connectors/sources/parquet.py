@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from connectors._fs import fingerprint
-from connectors.errors import DataValidationError, SchemaError, SourceNotFoundError
+from connectors.errors import ConnectorError, CorruptDataError, DataValidationError, SchemaError, SourceNotFoundError
 from connectors.schema import ScanStats
 from connectors.sources._decode import decode_images
 from connectors.sources.base import RawChunk, ScanResult, Source
@@ -97,7 +97,29 @@ class ParquetSource(Source):
                     uri=self.location.uri,
                     column=col,
                 )
+        self._check_same_types([c for c in cols if c is not None])
         return [c for c in cols if c is not None]
+
+    def _check_same_types(self, columns: list[str]) -> None:
+        """Every file must give the columns read the first file's types (shards of one table)."""
+        first = self._arrow_schema()
+        checked: set[str] = set()
+        for group in self._row_groups():
+            if group.file in checked:
+                continue
+            checked.add(group.file)
+            with self.location.translating(group.file):
+                schema = group.fragment.physical_schema
+            for col in columns:
+                index = schema.get_field_index(col)
+                if index < 0 or schema.field(index).type != first.field(col).type:
+                    got = "missing" if index < 0 else str(schema.field(index).type)
+                    raise SchemaError(
+                        f"column {col!r} is {got} in this file but {first.field(col).type} in the first file",
+                        uri=self.location.uri,
+                        file=self.location.display(group.file),
+                        column=col,
+                    )
 
     def _scan(self) -> ScanResult:
         opts, loc = self.options, self.location
@@ -106,18 +128,21 @@ class ParquetSource(Source):
         cheap = [c for c in (opts.label_column, opts.split_column, opts.group_column) if c is not None]
         files = sorted({g.file for g in self._row_groups()})
         for group in self._row_groups():
+            seen = 0
             with loc.translating(group.file):
                 for rb in group.fragment.to_batches(columns=cheap, batch_size=65536, use_threads=False):
                     labels = _labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column)
                     stats.add(
                         labels,
-                        _opt(rb, opts.split_column),
-                        _opt(rb, opts.group_column),
+                        _opt(rb, opts.split_column, group.file, loc.uri),
+                        _opt(rb, opts.group_column, group.file, loc.uri),
                         uri=loc.uri,
                         file=loc.display(group.file),
                         first_row=group.start,
                         column=opts.label_column,
                     )
+                    seen += rb.num_rows
+            self._check_group_rows(group, seen)
         first = next((g for g in self._row_groups() if g.num_rows), None)
         shape: tuple[int, int, int] = (1, 1, 1)
         dtype = "uint8"
@@ -130,6 +155,8 @@ class ParquetSource(Source):
                         )
                     )
                 )
+            if not rb.num_rows:
+                self._check_group_rows(first, 0)
             img = self._images(rb.column(opts.image_column), np.array([first.start]), first.file)
             shape, dtype = tuple(img.shape[1:]), img.dtype.name
         with loc.translating():
@@ -150,16 +177,19 @@ class ParquetSource(Source):
                 for rb in batches:
                     row_ids = np.arange(row, row + rb.num_rows, dtype=np.int64)
                     row += rb.num_rows
-                    if row_ids[-1] < start or row_ids[0] >= stop:
+                    if row > group.start + group.num_rows:
+                        self._check_group_rows(group, row - group.start)
+                    if not rb.num_rows or row_ids[-1] < start or row_ids[0] >= stop:
                         continue
                     yield RawChunk(
                         images=self._images(rb.column(opts.image_column), row_ids, group.file),
                         labels=_labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column),
-                        groups=_opt(rb, opts.group_column),
-                        splits=_opt(rb, opts.split_column),
+                        groups=_opt(rb, opts.group_column, group.file, loc.uri),
+                        splits=_opt(rb, opts.split_column, group.file, loc.uri),
                         row_ids=row_ids,
                         file=loc.display(group.file),
                     )
+            self._check_group_rows(group, row - group.start)
 
     def shard_bounds(self, target_rows: int) -> list[tuple[int, int]]:
         """Row ranges aligned to row groups (so each shard reads only its own row groups)."""
@@ -173,8 +203,29 @@ class ParquetSource(Source):
         return bounds
 
     # -- image column decoding -----------------------------------------------------------------------
+    def _check_group_rows(self, group: _RowGroup, seen: int) -> None:
+        if seen != group.num_rows:
+            raise CorruptDataError(
+                f"a row group declares {group.num_rows} rows but holds {seen}",
+                uri=self.location.uri,
+                file=self.location.display(group.file),
+            )
+
     def _images(self, col: pa.ChunkedArray | pa.Array, row_ids: np.ndarray, file: str) -> np.ndarray:
         """Arrow image column (N rows) -> (N, C, H, W) numpy array."""
+        try:
+            return self._decode(col, row_ids, file)
+        except ConnectorError:
+            raise
+        except (ValueError, pa.ArrowException) as exc:  # arrays whose lengths disagree with their shape
+            raise CorruptDataError(
+                f"image column cannot be read ({type(exc).__name__}: {exc})",
+                uri=self.location.uri,
+                file=self.location.display(file),
+                column=self.options.image_column,
+            ) from exc
+
+    def _decode(self, col: pa.ChunkedArray | pa.Array, row_ids: np.ndarray, file: str) -> np.ndarray:
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         uri, name, shown = self.location.uri, self.options.image_column, self.location.display(file)
         if arr.null_count:
@@ -283,10 +334,12 @@ def _labels(col: pa.Array | pa.ChunkedArray, file: str, uri: str, name: str) -> 
     return arr.to_numpy(zero_copy_only=False)
 
 
-def _opt(rb: pa.RecordBatch, name: str | None) -> np.ndarray | None:
+def _opt(rb: pa.RecordBatch, name: str | None, file: str, uri: str) -> np.ndarray | None:
     if name is None:
         return None
     arr = rb.column(name)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if arr.null_count:
+        raise DataValidationError("value is missing (null)", uri=uri, file=file, column=name)
     return arr.to_numpy(zero_copy_only=False)

@@ -172,6 +172,45 @@ def test_truncated_npz(mem: Target) -> None:
         list(open_source(f"{mem.uri}/data.npz", image_column="x", label_column="y").iter_batches(8))
 
 
+def test_huge_integer_label_is_refused_not_allocated(mem: Target) -> None:
+    """Found by the corruption property test: one label 2**60 made a class list of 2**60 names."""
+    write_parquet(mem.fs, f"{mem.root}/d.parquet", _png_table(list(make_images(3, (1, 4, 4))), [0, 1, 2**60]))
+    with pytest.raises(DataValidationError, match="would make 1152921504606846977 classes") as info:
+        _ = open_source(mem.uri).schema
+    assert info.value.value == str(2**60) and info.value.column == "label"
+
+
+def test_null_group_value_is_typed(mem: Target) -> None:
+    table = _png_table(list(make_images(3, (1, 4, 4))), [0, 1, 0]).append_column("site", pa.array(["a", None, "b"]))
+    write_parquet(mem.fs, f"{mem.root}/d.parquet", table)
+    with pytest.raises(DataValidationError, match="missing") as info:
+        _ = open_source(mem.uri, group_column="site").schema
+    assert info.value.column == "site"
+
+
+def test_shards_whose_column_types_differ(mem: Target) -> None:
+    """Found by the property test: a flipped type byte made one shard's group column binary."""
+    images = list(make_images(4, (1, 4, 4)))
+    first = _png_table(images[:2], [0, 1]).append_column("site", pa.array(["a", "b"]))
+    second = _png_table(images[2:], [0, 1]).append_column("site", pa.array([b"a", b"b"], pa.binary()))
+    write_parquet(mem.fs, f"{mem.root}/part-0.parquet", first)
+    write_parquet(mem.fs, f"{mem.root}/part-1.parquet", second)
+    with pytest.raises(SchemaError, match="column 'site' is binary in this file but string") as info:
+        _ = open_source(mem.uri, group_column="site").schema
+    assert info.value.file is not None and info.value.file.endswith("part-1.parquet")
+
+
+def test_damaged_zip_directory_is_corrupt_data(mem: Target) -> None:
+    """Found by the property test: zipfile answered a damaged directory with a bare ValueError."""
+    buf = io.BytesIO()
+    np.savez(buf, image=make_images(3, (1, 4, 4)), label=np.zeros(3, np.int64))
+    data = bytearray(buf.getvalue())
+    data[-3] ^= 1  # the high byte of the central directory's offset
+    mem.fs.pipe_file(f"{mem.root}/d.npz", bytes(data))
+    with pytest.raises(CorruptDataError):
+        _ = open_source(f"{mem.uri}/d.npz").schema
+
+
 def test_missing_local_path(tmp_path: object) -> None:
     with pytest.raises(SourceNotFoundError):
         _ = open_source(f"{tmp_path}/nope.parquet").schema

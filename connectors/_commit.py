@@ -15,7 +15,9 @@ The export protocol (see :mod:`connectors.export`) needs three things from a fil
 
 On an S3-compatible store that ignores ``If-None-Match``, create-only degrades to last-writer-wins; the
 writer reads its object back and reports a conflict when it lost, and readers verify every byte, so an
-export is never silently torn, but two writers may both believe they won.
+export is never silently torn, but two writers may both believe they won. A store or backend that
+refuses the conditional write (501 NotImplemented, no ``mode`` argument) gets check-then-write, with
+the same read-back, and a logged warning.
 """
 
 from __future__ import annotations
@@ -70,10 +72,38 @@ def create_only(loc: Location, path: str, data: bytes) -> None:
     if loc.protocol in _LOCAL:
         _create_local(path, data)
         return
-    loc.fs.pipe_file(path, data, mode="create")
+    try:
+        loc.fs.pipe_file(path, data, mode="create")
+    except FileExistsError:
+        raise
+    except Exception as exc:
+        if not _unsupported(exc):
+            raise
+        # The backend or store has no create-only write: check, then write (a race window remains;
+        # the read-back below still catches a writer that overwrote us before it).
+        log.warning("create_only_write_unsupported", uri=loc.uri, error=type(exc).__name__)
+        if loc.fs.exists(path):
+            raise FileExistsError(path) from None
+        loc.fs.pipe_file(path, data)
     # A store that ignores If-None-Match overwrites silently: read back what is there now.
     if loc.fs.cat_file(path) != data:
         raise FileExistsError(path)
+
+
+def _unsupported(exc: BaseException) -> bool:
+    """True when ``exc`` says create-only writes are not supported (not that the write failed)."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, NotImplementedError) or (
+            isinstance(current, TypeError) and "mode" in str(current)  # a backend without the argument
+        ):
+            return True
+        response = getattr(current, "response", None)
+        code = ((response or {}).get("Error") or {}).get("Code") if isinstance(response, dict) else None
+        if code in ("NotImplemented", "501"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def replace(loc: Location, path: str, data: bytes) -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,9 +46,10 @@ import pyarrow.parquet as pq
 import structlog
 from fsspec.spec import AbstractFileSystem
 
-from connectors import _commit
+from connectors import _commit, _manifest
 from connectors._export_data import check_inputs, jsonable, parquet_bytes, preview_png
 from connectors._fs import Location, redact_uri, resolve, scrub
+from connectors._manifest import EXPORT_FORMAT, EXPORT_VERSION, MANIFEST_NAME
 from connectors.errors import (
     ConnectorError,
     ExportConflictError,
@@ -62,12 +62,8 @@ __all__ = ["MANIFEST_NAME", "CondensedExport", "read_condensed", "write_condense
 
 log = structlog.get_logger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 DATA_NAME = "data.parquet"
 PREVIEW_NAME = "preview.png"
-EXPORT_FORMAT = "pad-condensed"
-EXPORT_VERSION = 2
-DIGEST_KEY = "manifest_sha256"
 _READ_ATTEMPTS = 3
 
 
@@ -152,8 +148,8 @@ def write_condensed(
     try:
         _write_files(loc, staging, files)
         with _commit.write_lock(loc, token):
-            replaced = _staging_in_use(_manifest_bytes(loc)) or set()
-            staged = _manifest(body, files, staging)
+            replaced = _manifest.staging_in_use(_manifest_bytes(loc)) or set()
+            staged = _manifest.build(body, files, staging)
             _commit_manifest(loc, staged, overwrite)
             committed = True
             manifest = _promote(loc, body, files, staged)
@@ -189,7 +185,10 @@ def read_condensed(
     """
     loc = resolve(uri, storage_options, filesystem)
     for attempt in range(_READ_ATTEMPTS):
-        raw, manifest = _read_manifest(loc)
+        raw = _manifest_bytes(loc)
+        if raw is None:
+            raise ExportVerificationError("no manifest.json: not a committed export", uri=loc.uri)
+        manifest = _manifest.parse(raw, loc.uri)
         try:
             return _load(loc, manifest, verify)
         except ExportVerificationError:
@@ -201,10 +200,10 @@ def read_condensed(
 
 def _load(loc: Location, manifest: dict[str, Any], verify: bool) -> CondensedExport:
     if verify:
-        _verify_digest(loc, manifest)
+        _manifest.verify_digest(manifest, loc.uri)
     contents: dict[str, bytes] = {}
     for name, entry in manifest["files"].items():
-        path = _file_path(loc, manifest, name, entry)
+        path = _manifest.file_path(manifest, name, entry, loc.uri)
         try:
             with loc.translating(loc.join(path)):
                 data = loc.fs.cat_file(loc.join(path))
@@ -241,104 +240,12 @@ def _load(loc: Location, manifest: dict[str, Any], verify: bool) -> CondensedExp
     )
 
 
-def _read_manifest(loc: Location) -> tuple[bytes, dict[str, Any]]:
-    raw = _manifest_bytes(loc)
-    if raw is None:
-        raise ExportVerificationError("no manifest.json: not a committed export", uri=loc.uri)
-    try:
-        manifest = json.loads(raw)
-    except ValueError as exc:
-        raise ExportVerificationError("manifest.json is not valid JSON", uri=loc.uri) from exc
-    if (
-        not isinstance(manifest, dict)
-        or manifest.get("format") != EXPORT_FORMAT
-        or not isinstance(manifest.get("files"), dict)
-        or "schema" not in manifest
-    ):
-        raise ExportVerificationError("manifest.json is not a pad-condensed manifest", uri=loc.uri)
-    if manifest.get("version") not in (1, EXPORT_VERSION):
-        raise ExportVerificationError(
-            f"manifest.json has format version {manifest.get('version')!r}; this pad-sdk reads 1 and "
-            f"{EXPORT_VERSION}",
-            uri=loc.uri,
-        )
-    return raw, manifest
-
-
 def _manifest_bytes(loc: Location) -> bytes | None:
     try:
         with loc.translating(loc.join(MANIFEST_NAME)):
             return bytes(loc.fs.cat_file(loc.join(MANIFEST_NAME)))
     except SourceNotFoundError:
         return None
-
-
-def _verify_digest(loc: Location, manifest: dict[str, Any]) -> None:
-    """Refuse a manifest whose content does not match its digest (or that has none: version 1)."""
-    if manifest.get("version") == 1:
-        raise ExportVerificationError(
-            "export format version 1 has no manifest digest, so its class names, learned lr and metadata "
-            "cannot be verified; read it with verify=False if you trust it, and save it again to upgrade it",
-            uri=loc.uri,
-            file=MANIFEST_NAME,
-        )
-    stated = manifest.get(DIGEST_KEY)
-    if not isinstance(stated, str):
-        raise ExportVerificationError(f"manifest.json has no {DIGEST_KEY}", uri=loc.uri, file=MANIFEST_NAME)
-    try:
-        actual = _digest(manifest)
-    except ValueError as exc:  # NaN / Infinity: never written by us
-        raise ExportVerificationError(
-            "manifest.json holds non-finite numbers", uri=loc.uri, file=MANIFEST_NAME
-        ) from exc
-    if actual != stated:
-        raise ExportVerificationError(
-            f"manifest.json was changed after it was written (its content does not match {DIGEST_KEY}: "
-            "class names, learned lr, schema, metadata or file list were edited)",
-            uri=loc.uri,
-            file=MANIFEST_NAME,
-        )
-
-
-def _digest(manifest: Mapping[str, Any]) -> str:
-    """sha256 over the canonical JSON of everything in the manifest except the digest itself."""
-    body = {key: value for key, value in manifest.items() if key != DIGEST_KEY}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _file_path(loc: Location, manifest: Mapping[str, Any], name: str, entry: Any) -> str:
-    """The path (relative to the export) of the file ``name``; refuses anything outside the export."""
-    path = entry.get("path", name) if isinstance(entry, dict) and manifest.get("version") != 1 else name
-    folder, _, base = str(path).rpartition("/")
-    safe_name = "/" not in name and not name.startswith(".") and name != MANIFEST_NAME
-    safe_folder = folder == "" or (
-        folder.startswith(_commit.STAGING_PREFIX) and "/" not in folder and _commit.staging_age_s(folder) is not None
-    )
-    if not (isinstance(entry, dict) and safe_name and base == name and safe_folder):
-        raise ExportVerificationError("manifest names an unsafe file", uri=loc.uri, file=str(path)[:200])
-    return str(path)
-
-
-def _manifest(body: Mapping[str, Any], files: Mapping[str, bytes], folder: str | None) -> dict[str, Any]:
-    """The full manifest for ``files`` stored under ``folder`` (None: at the export's top level)."""
-    manifest = {
-        **body,
-        "files": {
-            name: {
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "path": name if folder is None else f"{folder}/{name}",
-            }
-            for name, data in files.items()
-        },
-    }
-    manifest[DIGEST_KEY] = _digest(manifest)
-    return manifest
-
-
-def _serialise(manifest: Mapping[str, Any]) -> bytes:
-    return json.dumps(manifest, indent=2, sort_keys=True).encode()
 
 
 def _write_files(loc: Location, folder: str, files: Mapping[str, bytes]) -> None:
@@ -354,10 +261,10 @@ def _commit_manifest(loc: Location, manifest: Mapping[str, Any], overwrite: bool
     path = loc.join(MANIFEST_NAME)
     with loc.translating(path):
         if overwrite:
-            _commit.replace(loc, path, _serialise(manifest))
+            _commit.replace(loc, path, _manifest.serialise(manifest))
             return
         try:
-            _commit.create_only(loc, path, _serialise(manifest))
+            _commit.create_only(loc, path, _manifest.serialise(manifest))
         except FileExistsError:  # it was not there when this save started
             raise ExportConflictError(
                 "another save to this URL committed first; its export is complete (pass overwrite=True to "
@@ -375,13 +282,13 @@ def _promote(
     failure leaves the staged manifest (pointing at the staging folder) in force.
     """
     folder = staged["files"][DATA_NAME]["path"].rpartition("/")[0]
-    final = _manifest(body, files, None)
+    final = _manifest.build(body, files, None)
     try:
         for name, data in files.items():
             with loc.translating(loc.join(name)):
                 _commit.replace(loc, loc.join(name), data)
         with loc.translating(loc.join(MANIFEST_NAME)):
-            _commit.replace(loc, loc.join(MANIFEST_NAME), _serialise(final))
+            _commit.replace(loc, loc.join(MANIFEST_NAME), _manifest.serialise(final))
     except Exception:
         log.warning("export_not_moved_to_final_names", uri=loc.uri, staging=folder, exc_info=True)
         return staged
@@ -395,7 +302,7 @@ def _clean_staging(loc: Location) -> None:
     Best effort: a listing or removal that fails is logged and the save goes on.
     """
     try:
-        in_use = _staging_in_use(_manifest_bytes(loc))
+        in_use = _manifest.staging_in_use(_manifest_bytes(loc))
         names = _commit.staging_entries(loc)
     except ConnectorError:
         log.warning("export_staging_not_listed", uri=loc.uri, exc_info=True)
@@ -417,19 +324,6 @@ def _clean_staging(loc: Location) -> None:
             log.warning("export_staging_not_removed", uri=loc.uri, staging=name)
     if young:
         log.warning("export_staging_present", uri=loc.uri, staging=young)
-
-
-def _staging_in_use(raw: bytes | None) -> set[str] | None:
-    """The staging folders the committed manifest reads from; None when the manifest is unreadable.
-
-    Only names of the staging form count: a folder named by an edited manifest is never removed.
-    """
-    try:
-        files = json.loads(raw or b"{}").get("files") or {}
-        folders = {str(entry.get("path", "")).rpartition("/")[0] for entry in files.values()}
-    except (ValueError, AttributeError):
-        return None
-    return {f for f in folders if "/" not in f and _commit.staging_age_s(f) is not None}
 
 
 def _remove_quietly(loc: Location, paths: list[str], folder: str | None = None) -> None:

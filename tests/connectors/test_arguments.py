@@ -68,3 +68,12 @@ def test_dot_segments_in_local_paths_are_resolved(make_target: Callable[[str], T
     target = make_target("local")
     write_condensed(f"{target.uri}/a/../b", **_condensed())
     assert read_condensed(f"{target.uri}/b").class_names == ("a", "b")
+
+
+def test_messages_quoting_user_input_are_capped(make_target: Callable[[str], Target]) -> None:
+    target = make_target("memory")
+    with pytest.raises(InvalidArgumentError) as info:
+        open_source(target.uri, memory_limit="x" * 1_000_000)  # type: ignore[arg-type]
+    assert len(str(info.value)) <= 2000
+    huge = ConnectorError("m" * 1_000_000, value=["v" * 1000] * 1000)
+    assert len(str(huge)) <= 2000 and len(huge.value or "") <= 80

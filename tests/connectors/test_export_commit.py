@@ -275,3 +275,25 @@ def test_round_trip_manifest_is_what_was_written(make_target: Callable[[str], Ta
     assert raw == json.dumps(manifest, indent=2, sort_keys=True).encode()  # reports size it this way
     assert {e["path"] for e in manifest["files"].values()} == {"data.parquet", "preview.png"}
     assert np.array_equal(read_condensed(target.uri).images, condensed(1)["images"])
+
+
+class NoConditionalWritesFS(MemoryFileSystem):
+    """A store that refuses create-only writes (like an S3 endpoint answering If-None-Match with 501)."""
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        if mode == "create":
+            raise NotImplementedError("conditional writes are not supported")
+        super().pipe_file(path, value, **kwargs)
+
+
+def test_store_without_create_only_writes_still_saves_and_refuses_a_second(
+    make_target: Callable[[str], Target],
+) -> None:
+    root = make_target("memory").root
+    fs = NoConditionalWritesFS(skip_instance_cache=True)
+    with structlog.testing.capture_logs() as logs:
+        write_condensed(root, filesystem=fs, **condensed(1))
+    assert any(e["event"] == "create_only_write_unsupported" for e in logs)
+    with pytest.raises(ExportExistsError):
+        write_condensed(root, filesystem=fs, **condensed(2))
+    assert writer_of(read_condensed(root, filesystem=fs)) == 1

@@ -233,7 +233,7 @@ class AutoSettings(_Frozen):
     validation_fraction: float = Field(0.0, ge=0, lt=0.5)
     probes: bool = True
     fraction: float = Field(0.1, gt=0, le=1, description="share of distill.iterations each probe runs")
-    candidates: tuple[str, ...] = ("preset", "datm", "hard_labels", "real_init")
+    candidates: tuple[str, ...] = ("preset", "datm", "error_selection", "hard_labels", "real_init")
     subset_check: bool = True
     subsets: tuple[str, ...] = SUBSET_SELECTORS
 

@@ -149,7 +149,7 @@ def initialise_synthetic(
         images = data.images[indices].detach().clone().cpu()
 
     if settings.soft_labels and settings.pix_init != "noise":
-        label_logits = _expert_label_logits(images, classes, network, spec, final_params)
+        label_logits = initial_label_logits(images, classes, network, spec, final_params, settings.pix_init)
     else:
         label_logits = F.one_hot(classes, data.num_classes).float() * (
             HARD_LABEL_LOGIT if not settings.soft_labels else 10.0
@@ -191,6 +191,16 @@ def _first_correct(
     # No expert gets enough of this class right: fill with the remaining real images (DATM would crash).
     rest = members[~torch.isin(members, torch.tensor(picked, dtype=torch.long))]
     return torch.cat([torch.tensor(picked, dtype=torch.long), rest[: ipc - len(picked)]])
+
+
+def initial_label_logits(images: torch.Tensor, classes: torch.Tensor, network: nn.Module, spec: ParamSpec,
+                         final_params: Sequence[torch.Tensor], pix_init: str) -> torch.Tensor:
+    """Soft-label logits (S, K) of the initial images, as DATM/PAD make them: with correctly classified images
+    the mean over the experts that get each image right; with random real images the first expert's logits,
+    unfiltered (``buffer[0][-1]`` in the official code)."""
+    if pix_init == "real":
+        return _logits_of(network, spec, final_params[0], images)
+    return _expert_label_logits(images, classes, network, spec, final_params)
 
 
 def _expert_label_logits(

@@ -99,14 +99,15 @@ def plan_unroll(
     augment: DiffAugment | None,
     generator: torch.Generator,
 ) -> UnrollPlan:
-    """Minibatches are successive chunks of a random permutation, refilled when it runs out (as DATM)."""
+    """Minibatches are chunks of a random permutation taken from its end (the official loops ``pop()`` the
+    chunk list, so a smaller remainder chunk comes first), refilled when it runs out (as MTT/DATM/PAD)."""
     batches: list[torch.Tensor] = []
     draws: list[AugmentDraw | None] = []
-    pool = torch.empty(0, dtype=torch.long)
+    chunks: list[torch.Tensor] = []
     for _ in range(steps):
-        if pool.numel() == 0:
-            pool = torch.randperm(num_synthetic, generator=generator)
-        batch, pool = pool[:batch_size], pool[batch_size:]
+        if not chunks:
+            chunks = list(torch.split(torch.randperm(num_synthetic, generator=generator), batch_size))
+        batch = chunks.pop()
         batches.append(batch)
         draws.append(augment.sample(batch.numel(), image_size, generator=generator) if augment else None)
     return UnrollPlan(tuple(batches), tuple(draws))

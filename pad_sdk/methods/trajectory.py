@@ -31,7 +31,8 @@ class TrajectoryMatching:
         """The settings this method changes on top of the preset (which is PAD's)."""
         distill: dict[str, Any] = {} if self.fiem else {"selection_mode": "none"}
         if self.mtt:
-            distill.update(soft_labels=False, expansion_end=None, pix_init="real")
+            # MTT's loop steps after every iteration: no loss threshold (parity test in tests/parity)
+            distill.update(soft_labels=False, expansion_end=None, pix_init="real", threshold=1e30)
         overrides: dict[str, Any] = {"experts": {"fiex": "scheduler" if self.fiex else "off"}, "distill": distill}
         if (self.fiex, self.fiem, self.mtt) != (True, True, False):
             # DATM, MTT and the ablations are fixed methods: only the SDK default (pad) chooses its settings

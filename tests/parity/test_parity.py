@@ -23,7 +23,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from pad_sdk.config import DistillSettings
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, _expert_label_logits, _first_correct, start_epoch_bound
+from pad_sdk.core.distill import (
+    HARD_LABEL_LOGIT,
+    _expert_label_logits,
+    _first_correct,
+    initial_label_logits,
+    start_epoch_bound,
+)
 from pad_sdk.core.matching import (
     UNROLL_MODES,
     ParameterSelection,
@@ -167,10 +173,6 @@ def test_matching_loss_and_gradients_match(variant: str, unroll: str) -> None:
         assert_close(problem.label_logits.grad, fx["grad_labels"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "minibatch order: the official loops pop the LAST chunk of torch.split(randperm, batch_syn) first (the "
-    "remainder batch comes first), pad-sdk's plan_unroll takes the first chunk first (the remainder comes "
-    "last). Same distribution of images; only which step gets the smaller batch differs."))
 def test_minibatch_sizes_follow_the_official_order() -> None:
     p = problem_size()
     fx = fixture("datm")
@@ -204,13 +206,12 @@ def test_soft_label_initialisation_matches(variant: str) -> None:
     assert_close(labels, fx["init_labels"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pix_init=real with soft labels: DATM/PAD take the logits of ONE expert (buffer[0][-1]) without any "
-    "correctness filter; pad-sdk averages the correct experts' logits as for samples_predicted_correctly."))
 def test_soft_labels_for_random_real_initialisation_match() -> None:
+    """pix_init=real with soft labels: one expert's logits (buffer[0][-1]), no correctness filter."""
     fx = fixture("datm_real")
     net = network()
-    labels = _expert_label_logits(fx["init_images"], synthetic_classes(), net, ParamSpec.of(net), final_experts())
+    labels = initial_label_logits(fx["init_images"], synthetic_classes(), net, ParamSpec.of(net), final_experts(),
+                                  "real")
     assert_close(labels, fx["init_labels"])
 
 
@@ -285,10 +286,6 @@ def test_sequential_generation_bound_matches(case: str) -> None:
 
 
 # -- method settings: what MTT's official loop does that pad-sdk's ``mtt`` method does not -----------------
-@pytest.mark.xfail(strict=True, reason=(
-    "MTT's distill.py steps the image and step-size optimisers after every iteration (no loss threshold, "
-    "no clamp of the step size); pad-sdk's mtt method keeps DATM's threshold (preset: 1.0, 1.1 at IPC 1) "
-    "and Distiller.apply_step skips the iteration when the loss exceeds it."))
 def test_mtt_method_steps_unconditionally_like_the_official_loop() -> None:
     from pad_sdk.methods.trajectory import TrajectoryMatching
 

@@ -88,3 +88,29 @@ def test_cli_output_that_is_a_file_is_refused_up_front(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["distill", str(tmp_path), "-o", str(target), "--preset", "tiny"])
     assert result.exit_code == EXIT_USAGE and "is a file" in result.output
     assert target.read_text() == "x"
+
+
+def test_a_cli_error_is_one_line_on_stderr(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "nowhere")])
+    assert result.exit_code == EXIT_USAGE
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_a_malformed_storage_option_is_not_repeated(tmp_path: Path) -> None:
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path), "--storage-option", secret])
+    assert result.exit_code == EXIT_USAGE
+    assert secret not in result.output and "KEY=VALUE" in result.output
+
+
+def test_a_malformed_report_names_the_field(tmp_path: Path) -> None:
+    import json
+
+    from pad_sdk.reports import load_report
+
+    bad = tmp_path / "report.json"
+    bad.write_text(json.dumps({"report_version": 1, "title": "x", "kind": "distill"}))
+    with pytest.raises(pad_sdk.DataError, match=r"first: provenance: Field required") as caught:
+        load_report(str(bad))
+    assert caught.value.field == "provenance"

@@ -117,10 +117,12 @@ def _fail(exc: BaseException, code: int) -> None:
     if SETTINGS.debug:
         console.print_exception()
     kind = "error" if code == EXIT_USAGE else "internal error"
-    log.error("cli.failed", error=type(exc).__name__, message=str(exc), exit_code=code)
-    hint = "" if SETTINGS.debug or code == EXIT_USAGE else " (rerun with --debug for the traceback)"
-    console.print(f"[bold red]{kind}[/]: {type(exc).__name__}: {exc}{hint}", markup=True, highlight=False,
-                  soft_wrap=True)
+    if SETTINGS.log_json:  # one line either way: the JSON record for machines, else the sentence for people
+        log.error("cli.failed", error=type(exc).__name__, message=str(exc), exit_code=code)
+    else:
+        hint = "" if SETTINGS.debug or code == EXIT_USAGE else " (rerun with --debug for the traceback)"
+        console.print(f"[bold red]{kind}[/]: {type(exc).__name__}: {exc}{hint}", markup=True, highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -163,13 +165,16 @@ def progress_sink() -> Iterator[Callable[..., None]]:
 
 
 # -- option parsing ----------------------------------------------------------------------------------
-def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
-    """``["distill.iterations=50", "zca=true"]`` -> nested dict; values are YAML scalars (50, true, 0.5)."""
+def parse_assignments(items: list[str] | None, option: str, *, secret: bool = False) -> dict[str, Any]:
+    """``["distill.iterations=50", "zca=true"]`` -> nested dict; values are YAML scalars (50, true, 0.5).
+
+    With ``secret`` (storage options carry credentials) a malformed item is not repeated in the error."""
     nested: dict[str, Any] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+            shown = "an item without one (not shown: it may hold a secret)" if secret else repr(item)
+            raise typer.BadParameter(f"expected KEY=VALUE, got {shown}", param_hint=option)
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
@@ -186,7 +191,7 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
 
 def storage_options_from(endpoint_url: str | None, options: list[str] | None) -> dict[str, Any] | None:
     """fsspec storage options from ``--storage-option k=v`` (dotted keys nest) and ``--endpoint-url``."""
-    parsed = parse_assignments(options, "--storage-option")
+    parsed = parse_assignments(options, "--storage-option", secret=True)
     if endpoint_url:
         parsed.setdefault("client_kwargs", {})["endpoint_url"] = endpoint_url
     return parsed or None

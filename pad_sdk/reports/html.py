@@ -73,5 +73,7 @@ def load_report(uri: str, *, storage_options: Mapping[str, Any] | None = None) -
     try:
         return RunReport.from_json(text)
     except pydantic.ValidationError as exc:
-        raise DataError(f"{uri} is not a pad-sdk report ({exc.error_count()} problems; first: "
-                        f"{exc.errors()[0]['msg']})", field="report") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "report"
+        raise DataError(f"{uri} is not a pad-sdk report ({exc.error_count()} problems; first: {where}: "
+                        f"{first['msg']})", field=where) from exc

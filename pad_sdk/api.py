@@ -205,8 +205,8 @@ def _check_feasible(raw: RawData, configs: list[PadConfig]) -> None:
     for cfg in configs:
         if cfg.ipc > smallest and cfg.distill.pix_init != "noise":
             name = raw.class_names[int(torch.nonzero(counts == smallest)[0])]
-            raise DataError(f"ipc={cfg.ipc} needs {cfg.ipc} training images per class, but class {name!r} has "
-                            f"{smallest}; lower the IPC", field="ipc")
+            raise DataError(f"ipc={cfg.ipc} needs {cfg.ipc} real images per class, but class {name!r} has "
+                            f"{smallest} training images; lower the IPC", field="ipc")
 
 
 def _condense(engine: Runtime, chosen: Any, trajectory: bool, context: MethodContext, stages: Stages

@@ -58,7 +58,7 @@ def test_out_of_range_pixels_are_refused(images: np.ndarray, match: str) -> None
 def test_an_ipc_larger_than_a_class_is_refused_before_training() -> None:
     images, labels = np.random.default_rng(0).random((40, 8, 8)), np.array([0] * 30 + [1] * 10)
     seen: list[str] = []
-    with pytest.raises(pad_sdk.DataError, match=r"ipc=9 needs 9 training images per class, but class '1' has 8"):
+    with pytest.raises(pad_sdk.DataError, match=r"ipc=9 needs 9 real images per class, but class '1' has 8"):
         pad_sdk.distill(images, labels, ipc=9, preset="tiny", on_event=lambda stage, *a, **k: seen.append(stage))
     assert seen == []  # no stage started
 

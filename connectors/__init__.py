@@ -25,7 +25,7 @@ from connectors.errors import (
     SourceNotFoundError,
     StorageTimeoutError,
 )
-from connectors.export import CondensedExport, read_condensed, write_condensed
+from connectors.export import CondensedExport, export_exists, read_condensed, write_condensed
 from connectors.ray_data import to_ray_dataset
 from connectors.schema import Batch, SourceSchema
 from connectors.sources.base import Source
@@ -55,6 +55,7 @@ __all__ = [
     "SourceSchema",
     "SplitPlan",
     "StorageTimeoutError",
+    "export_exists",
     "open_source",
     "read_condensed",
     "require_per_class",

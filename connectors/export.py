@@ -240,6 +240,15 @@ def _load(loc: Location, manifest: dict[str, Any], verify: bool) -> CondensedExp
     )
 
 
+def export_exists(uri: str, *, storage_options: Mapping[str, Any] | None = None,
+                  filesystem: AbstractFileSystem | None = None) -> bool:
+    """Whether a committed export (its manifest) is at ``uri``; storage errors (credentials, an endpoint that
+    does not answer) are the typed connector errors, not the backend's."""
+    loc = resolve(uri, storage_options, filesystem)
+    with loc.translating(loc.join(MANIFEST_NAME)):
+        return bool(loc.fs.exists(loc.join(MANIFEST_NAME)))
+
+
 def _manifest_bytes(loc: Location) -> bytes | None:
     try:
         with loc.translating(loc.join(MANIFEST_NAME)):

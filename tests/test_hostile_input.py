@@ -114,3 +114,23 @@ def test_a_malformed_report_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(pad_sdk.DataError, match=r"first: provenance: Field required") as caught:
         load_report(str(bad))
     assert caught.value.field == "provenance"
+
+
+@pytest.mark.s3
+def test_cli_storage_errors_are_typed_and_one_line(s3_server, s3_bucket, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A wrong secret on inspect and on the pre-run check of -o: a typed ConnectorError, exit 2 (it was exit 3,
+    "internal error: PermissionError")."""
+    import moto.settings
+
+    bucket = s3_bucket()
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # the dummy key is now unknown: 403
+    options = ["--endpoint-url", s3_server.endpoint_url, "--storage-option", "key=AKIADENIED0000000000",
+               "--storage-option", "secret=wrong-secret-value", "--storage-option", "use_listings_cache=false"]
+    inspected = CliRunner().invoke(app, ["inspect", f"s3://{bucket}/x/", *options])
+    written = CliRunner().invoke(app, ["distill", str(tmp_path), "-o", f"s3://{bucket}/out/", "--preset", "tiny",
+                                       *options])
+    for result in (inspected, written):
+        assert result.exit_code == EXIT_USAGE, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ConnectorError: access denied"), result.stderr
+        assert "wrong-secret-value" not in result.output

@@ -173,15 +173,12 @@ def inspect(
     endpoint_url: Endpoint = None, storage_option: StorageOpts = None,
 ) -> int:
     """Show a source's schema and class counts, or an export's manifest (verified against its files)."""
-    import fsspec
-
     import connectors
     from pad_sdk.errors import translated_errors
 
     storage = storage_options_from(endpoint_url, storage_option)
-    fs, path = fsspec.core.url_to_fs(url, **(storage or {}))
     with translated_errors():
-        if fs.exists(f"{path.rstrip('/')}/manifest.json"):
+        if connectors.export_exists(url, storage_options=storage):
             manifest = connectors.read_condensed(url, storage_options=storage, verify=True).manifest
             info: dict[str, Any] = {"kind": "export", "verified": True, **manifest}
             info.pop("metadata", None)

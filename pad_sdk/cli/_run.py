@@ -125,15 +125,15 @@ def _resume_hint(ray_run: dict[str, Any]) -> str:
 
 def _refuse_existing(uris: list[str], opts: RunOptions) -> None:
     """Fail before hours of compute rather than after, when an export is in the way."""
-    import fsspec
-
-    from pad_sdk.errors import ConfigError
+    import connectors
+    from pad_sdk.errors import ConfigError, translated_errors
 
     if opts.overwrite:
         return
     for uri in uris:
-        fs, path = fsspec.core.url_to_fs(uri, **(opts.storage_options or {}))
-        if fs.exists(f"{path.rstrip('/')}/manifest.json"):
+        with translated_errors():
+            exists = connectors.export_exists(uri, storage_options=opts.storage_options)
+        if exists:
             raise ConfigError(f"an export already exists at {uri}; pass --overwrite or choose another --output",
                               field="output")
 

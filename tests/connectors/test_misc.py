@@ -48,6 +48,7 @@ def test_public_api_is_pinned() -> None:
             "SourceSchema",
             "SplitPlan",
             "StorageTimeoutError",
+            "export_exists",
             "open_source",
             "read_condensed",
             "require_per_class",

@@ -89,16 +89,9 @@ class DistributionMatchingSettings:
 
 
 def distribution_matching(
-    images: torch.Tensor,
-    classes: torch.Tensor,
-    pools: Sequence[torch.Tensor],
-    build_network: Callable[[], nn.Module],
-    settings: DistributionMatchingSettings,
-    *,
-    seed: int,
-    generator: torch.Generator,
-    augment: DiffAugment | None = None,
-    device: torch.device | None = None,
+    images: torch.Tensor, classes: torch.Tensor, pools: Sequence[torch.Tensor],
+    build_network: Callable[[], nn.Module], settings: DistributionMatchingSettings, *, seed: int,
+    generator: torch.Generator, augment: DiffAugment | None = None, device: torch.device | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> torch.Tensor:
     """Optimise synthetic images (S, C, H, W) of ``classes`` (S,) by DM against ``pools[c]`` (n_c, C, H, W).

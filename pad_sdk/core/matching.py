@@ -148,13 +148,8 @@ def _student_leaves(problem: StudentProblem) -> list[torch.Tensor]:
     return [t for t in (problem.images, problem.label_logits, problem.lr) if t.requires_grad]
 
 
-def match_full(
-    problem: StudentProblem,
-    start: torch.Tensor,
-    target: torch.Tensor,
-    plan: UnrollPlan,
-    selection: ParameterSelection,
-) -> torch.Tensor:
+def match_full(problem: StudentProblem, start: torch.Tensor, target: torch.Tensor, plan: UnrollPlan,
+               selection: ParameterSelection) -> torch.Tensor:
     """Unroll with the whole graph kept, compute the loss and backpropagate into the leaves' ``.grad``."""
     student = unroll_student(problem, start, plan)
     keep = selection.keep(problem.spec, student, target)
@@ -166,13 +161,8 @@ def match_full(
     return loss.detach()
 
 
-def match_recompute(
-    problem: StudentProblem,
-    start: torch.Tensor,
-    target: torch.Tensor,
-    plan: UnrollPlan,
-    selection: ParameterSelection,
-) -> torch.Tensor:
+def match_recompute(problem: StudentProblem, start: torch.Tensor, target: torch.Tensor, plan: UnrollPlan,
+                    selection: ParameterSelection) -> torch.Tensor:
     """The same gradients as :func:`match_full` with the memory of one step instead of N.
 
     Forward: run the N steps without a graph, keeping only each step's parameters (N+1 vectors of P).

@@ -1,4 +1,4 @@
-"""URL resolution, storage options, secret redaction and error translation.
+"""URL resolution, storage options and error translation (redaction lives in :mod:`connectors._redact`).
 
 fsspec resolves every URL (``/path``, ``file://``, ``s3://``, ``memory://``, ...); this module adds the
 three things fsspec leaves to us: friendly storage options for S3, redaction of credentials, and the
@@ -11,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import socket
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import fsspec
 import structlog
 from fsspec.spec import AbstractFileSystem
 
+from connectors._redact import collect_secrets, leaks, redact_uri, scrub
 from connectors.errors import (
     AccessDeniedError,
     ConnectorError,
@@ -36,26 +36,6 @@ from connectors.errors import (
 )
 
 log = structlog.get_logger(__name__)
-
-# Option names whose values are credentials: never logged, never put in a message.
-SECRET_OPTION_NAMES = frozenset(
-    {
-        "key",
-        "secret",
-        "token",
-        "session_token",
-        "password",
-        "access_key",
-        "secret_key",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "account_key",
-        "sas_token",
-        "client_secret",
-        "credentials",
-    }
-)
 
 # Packages that provide the fsspec backend for a protocol (for the "install X" hint).
 _BACKEND_PACKAGES = {
@@ -115,48 +95,6 @@ _DENIED_CODES = frozenset(
     }
 )
 _TRANSLATED_MODULE_PREFIXES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "pyarrow")
-
-_URL_QUERY = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?]*)\?[^\s'\"]*")
-_SIGNED_PARAMS = re.compile(
-    r"(?<![\w-])((?:X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|Expires|sig|se|sp|sv|Policy|Key-Pair-Id)=)[^&\s'\"]+"
-)
-_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-
-
-def redact_uri(uri: str) -> str:
-    """Return ``uri`` without user-info, query string or fragment (signed URLs carry secrets there)."""
-    parts = urlsplit(uri)
-    if not parts.scheme:
-        return uri.split("?", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def collect_secrets(options: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """All credential values found in ``options`` (nested dicts included), longest first."""
-    found: list[str] = []
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, Mapping):
-            for name, value in obj.items():
-                if str(name).lower() in SECRET_OPTION_NAMES and isinstance(value, str) and value:
-                    found.append(value)
-                else:
-                    walk(value)
-
-    walk(options or {})
-    return tuple(sorted(set(found), key=len, reverse=True))
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove secret values, URL query strings, signed-URL parameters and user-info from ``text``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    text = _URL_QUERY.sub(r"\1?<redacted>", text)
-    text = _SIGNED_PARAMS.sub(r"\1***", text)
-    return _USERINFO.sub(r"\1", text)
-
 
 def normalise_storage_options(protocol: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Map the SDK's friendly option names onto the backend's own.
@@ -369,7 +307,7 @@ def translate_errors(
         if err is None:
             raise
         log.debug("connector_error", error_type=type(err).__name__, uri=uri, file=file)
-        if _leaks(exc, secrets):
+        if leaks(exc, secrets):
             raise err from None
         raise err from exc
 
@@ -407,15 +345,3 @@ def _client_error_code(exc: BaseException) -> str | None:
         code = (response.get("Error") or {}).get("Code")
         return str(code) if code is not None else None
     return None
-
-
-def _leaks(exc: BaseException, secrets: tuple[str, ...]) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = f"{current!s} {current.args!r}"
-        if any(s in text for s in secrets) or _URL_QUERY.search(text) or _SIGNED_PARAMS.search(text):
-            return True
-        current = current.__cause__ or current.__context__
-    return False

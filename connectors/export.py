@@ -48,8 +48,9 @@ from fsspec.spec import AbstractFileSystem
 
 from connectors import _commit, _manifest
 from connectors._export_data import check_inputs, jsonable, parquet_bytes, preview_png
-from connectors._fs import Location, redact_uri, resolve, scrub
+from connectors._fs import Location, resolve
 from connectors._manifest import EXPORT_FORMAT, EXPORT_VERSION, MANIFEST_NAME
+from connectors._redact import redact_uri, scrub
 from connectors.errors import (
     ConnectorError,
     ExportConflictError,

@@ -134,3 +134,12 @@ def test_cli_storage_errors_are_typed_and_one_line(s3_server, s3_bucket, monkeyp
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: ConnectorError: access denied"), result.stderr
         assert "wrong-secret-value" not in result.output
+
+
+def test_redaction_replaces_a_secret_only_where_it_stands_alone() -> None:
+    """A short secret used to turn every s3://bucket into s3://***cket; a real one is still removed."""
+    from connectors._redact import scrub
+
+    assert scrub("s3://bucket/x failed", ["bu"]) == "s3://bucket/x failed"
+    assert scrub("denied for key=AKIA123 secret=abc!", ["abc", "AKIA123"]) == "denied for key=*** secret=***!"
+    assert scrub("header wJalr/XUtn+FEMI=", ["wJalr/XUtn+FEMI="]) == "header ***"

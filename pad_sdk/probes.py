@@ -40,6 +40,9 @@ CANDIDATES: dict[str, Callable[[DistillSettings], dict[str, Any]]] = {
     "real_init": lambda d: {"pix_init": "real"},
     "lr_img_half": lambda d: {"lr_img": d.lr_img / 2},
     "lr_img_double": lambda d: {"lr_img": d.lr_img * 2},
+    # MTT's distillation on the same experts: hard labels, random real images, a fixed window, no threshold
+    "mtt_settings": lambda d: {"soft_labels": False, "pix_init": "real", "selection_mode": "none",
+                               "expansion_end": None, "threshold": 1e30},
 }
 
 

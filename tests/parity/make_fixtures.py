@@ -559,10 +559,11 @@ def schedule_fixture(record: dict[str, Any]) -> tuple[dict, dict]:
 
 
 def save(name: str, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    path = FIXTURES / f"{name}.safetensors"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    """Tensors as JSON text (dtype, shape, flat values): exact for float32 and integers, and reviewable."""
+    path = FIXTURES / f"{name}.json"
+    encoded = {k: {"dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                   "data": v.flatten().tolist()} for k, v in sorted(tensors.items())}
+    path.write_text(json.dumps(encoded, separators=(",", ":")) + "\n")
     assert path.stat().st_size < 1_000_000, f"{path} is too large"
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from pad_sdk.config import DistillSettings
 from pad_sdk.core.distill import (
@@ -59,7 +58,10 @@ def one_thread() -> Iterator[None]:
 
 @cache
 def fixture(name: str) -> dict[str, torch.Tensor]:
-    return load_file(str(FIXTURES / f"{name}.safetensors"))
+    """The tensors ``make_fixtures.save`` wrote as JSON (dtype, shape, flat values)."""
+    encoded = json.loads((FIXTURES / f"{name}.json").read_text())
+    return {k: torch.tensor(v["data"], dtype=getattr(torch, v["dtype"])).reshape(v["shape"])
+            for k, v in encoded.items()}
 
 
 @cache

@@ -315,8 +315,7 @@ class Stages:
         return None if job is None else self.evaluate(job)
 
 
-EVAL_TIMING = {"condensed": "evaluation", "random": "evaluation", "full": "full_reference", "probe": "probes",
-               "subset": "subset_check"}  # probe/subset: timed by pad_sdk.probes as a whole
+EVAL_TIMING = {"condensed": "evaluation", "random": "evaluation", "full": "full_reference"}
 
 
 @dataclass(frozen=True)

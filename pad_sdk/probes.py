@@ -22,10 +22,10 @@ import structlog
 import torch
 
 from pad_sdk.config import PadConfig
-from pad_sdk.core.coresets import per_class
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, DistillSettings, ExpertSource, SyntheticSet
+from pad_sdk.core.coresets import embed, per_class
+from pad_sdk.core.distill import DistillSettings, ExpertSource, SyntheticSet, hard_label_set
 from pad_sdk.core.evaluate import random_subset
-from pad_sdk.core.params import device_of, load_flat_params
+from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.pipeline import EvalJob, Stages
 
@@ -137,20 +137,14 @@ def subset_picks(stages: Stages, selector: str, experts: ExpertSource, ipc: int)
         return random_subset(train.labels, train.num_classes, ipc, generator)
     agent = seeded(0, stages.network_factory()).to(stages.device)
     load_flat_params(agent, experts[0][-1])
-    agent.eval()
-    device = device_of(agent)
-    with torch.no_grad():
-        embedded = [agent.embed(chunk.to(device)).cpu()  # type: ignore[operator]
-                    for chunk in torch.split(train.images, 1024)]
-    return per_class(torch.cat(embedded), train.labels, train.num_classes, ipc, selector)
+    return per_class(embed(agent, train.images), train.labels, train.num_classes, ipc, selector)
 
 
 def subset_as_set(stages: Stages, rows: torch.Tensor) -> SyntheticSet:
     """Real training rows as a condensed set: hard labels and the random baseline's evaluation step size."""
     train = stages.data.train
-    labels = train.labels[rows]
-    logits = torch.nn.functional.one_hot(labels, train.num_classes).float() * HARD_LABEL_LOGIT
-    return SyntheticSet(train.images[rows].clone(), logits, torch.tensor(stages.config.evaluation.random_lr), labels)
+    return hard_label_set(train.images[rows], train.labels[rows], train.num_classes,
+                          stages.config.evaluation.random_lr)
 
 
 def subset_check(stages: Stages, synthetic: SyntheticSet, experts: ExpertSource | None

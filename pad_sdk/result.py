@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 import connectors
 from pad_sdk.config import PadConfig
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
+from pad_sdk.core.distill import SyntheticSet, hard_label_set
 from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.data import Normalisation
 from pad_sdk.errors import ConfigError, translated_errors
@@ -63,11 +63,10 @@ class CondensedSet:
     def as_synthetic(self, default_lr: float) -> SyntheticSet:
         """The set as the evaluation protocol trains on it: label logits (hard labels as the run's one-hot
         logits) and the learned step size (``default_lr`` when the export has none)."""
-        logits = self.label_logits
-        if logits is None:
-            logits = F.one_hot(self.labels, len(self.class_names)).float() * HARD_LABEL_LOGIT
         lr = self.learned_lr if self.learned_lr is not None else default_lr
-        return SyntheticSet(self.images, logits, torch.tensor(lr), self.labels)
+        if self.label_logits is None:
+            return hard_label_set(self.images, self.labels, len(self.class_names), lr)
+        return SyntheticSet(self.images, self.label_logits, torch.tensor(lr), self.labels)
 
     def save(self, uri: str, *, storage_options: Mapping[str, Any] | None = None, overwrite: bool = False,
              policy: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

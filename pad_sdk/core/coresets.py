@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+
+from pad_sdk.core.params import device_of
 
 
 def herding(embeddings: torch.Tensor, ipc: int) -> torch.Tensor:
@@ -82,3 +85,13 @@ def per_class(
 def el2n_subset(orders: Sequence[torch.Tensor], ipc: int, which: str) -> torch.Tensor:
     """:func:`el2n_pick` over every class's easiest-first order; global indices."""
     return torch.cat([el2n_pick(order, ipc, which) for order in orders])
+
+
+@torch.no_grad()
+def embed(network: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``network.embed`` of images (N, C, H, W) held anywhere, chunk by chunk on the network's device, in eval
+    mode; the embeddings (N, D) come back to the host."""
+    device = device_of(network)
+    network.eval()
+    return torch.cat([network.embed(chunk.to(device)).cpu()  # type: ignore[operator]
+                      for chunk in torch.split(images, batch_size)])

@@ -110,6 +110,13 @@ class SyntheticSet:
         )
 
 
+def hard_label_set(images: torch.Tensor, classes: torch.Tensor, num_classes: int, lr: float) -> SyntheticSet:
+    """A fixed set on the host: images (S, C, H, W), one-hot label logits (S, K) and a fixed step size."""
+    classes = classes.cpu()
+    logits = F.one_hot(classes, num_classes).float() * HARD_LABEL_LOGIT
+    return SyntheticSet(images.detach().cpu(), logits, torch.tensor(float(lr)), classes)
+
+
 def initialise_synthetic(
     data: LabelledImages,
     ipc: int,

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import torch
-import torch.nn.functional as F
 
 from pad_sdk.config import PadConfig
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, ExpertSource, SyntheticSet
+from pad_sdk.core.distill import ExpertSource, SyntheticSet, hard_label_set
 from pad_sdk.core.networks import Network
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
@@ -141,5 +140,4 @@ class MethodContext:
 
 def hard_labelled(context: MethodContext, images: torch.Tensor, classes: torch.Tensor, lr: float) -> SyntheticSet:
     """A condensed set (S, C, H, W) with one-hot label logits (S, K) and a fixed evaluation step size."""
-    logits = F.one_hot(classes, context.data.train.num_classes).float() * HARD_LABEL_LOGIT
-    return SyntheticSet(images.detach().cpu(), logits, torch.tensor(float(lr)), classes.cpu())
+    return hard_label_set(images, classes, context.data.train.num_classes, lr)

@@ -13,10 +13,9 @@ from typing import cast
 import torch
 from torch import nn
 
-from pad_sdk.core.coresets import el2n_subset, per_class
+from pad_sdk.core.coresets import el2n_subset, embed, per_class
 from pad_sdk.core.distill import SyntheticSet
 from pad_sdk.core.evaluate import random_subset
-from pad_sdk.core.params import device_of
 from pad_sdk.core.seeding import derive_seed, make_generator
 from pad_sdk.methods.base import MethodContext, hard_labelled
 
@@ -39,11 +38,7 @@ class RealSubset:
             parts = (config.seed, 51, ipc) if seed == 0 else (config.seed, 51, ipc, seed)
             return random_subset(train.labels, train.num_classes, ipc, make_generator(derive_seed(*parts)))
         if self.selector in ("herding", "kcenter"):
-            agent = context.agent(ipc)
-            device = device_of(cast(nn.Module, agent))
-            with torch.no_grad():
-                embeddings = torch.cat([agent.embed(chunk.to(device)).cpu()
-                                        for chunk in torch.split(train.images, 1024)])
+            embeddings = embed(cast(nn.Module, context.agent(ipc)), train.images)
             return per_class(embeddings, train.labels, train.num_classes, ipc, self.selector)
         if self.selector.startswith("el2n-"):
             return el2n_subset(context.orders(config), ipc, self.selector.removeprefix("el2n-"))

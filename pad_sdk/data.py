@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import connectors
+from pad_sdk.core.images import Images, StoredImages, batches
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
@@ -66,10 +67,17 @@ class PreparedData:
 
 def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") -> torch.Tensor:
     """(N, C, H, W) or (N, H, W) arrays -> float32 (N, C, H, W); integers are scaled from [0, 255] (16-bit
-    images from [0, 65535]).
+    images from [0, 65535]). Validated as :func:`to_stored_images` does."""
+    return to_stored_images(images, field).materialise().contiguous()
 
-    Non-finite values, integers outside the pixel range, floats beyond :data:`MAX_PIXEL` (they overflow the
-    float32 statistics) and wrong ranks are rejected with the offending row.
+
+def to_stored_images(images: np.ndarray | torch.Tensor, field: str = "images") -> StoredImages:
+    """(N, C, H, W) or (N, H, W) arrays -> :class:`StoredImages` in the source's dtype where it is 8 or 16
+    bits (uint8 for almost every image dataset: a quarter of float32's memory), float32 otherwise.
+
+    Integers are read from [0, 255] (16-bit from [0, 65535]; 0/1 integer masks as they are). Non-finite
+    values, integers outside the pixel range, floats beyond :data:`MAX_PIXEL` (they overflow the float32
+    statistics) and wrong ranks are rejected with the offending row.
     """
     if isinstance(images, torch.Tensor):
         tensor = images
@@ -78,7 +86,7 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
         if array.dtype.kind not in "biuf":
             raise DataError(f"{field} must be numeric, got dtype {array.dtype}", field=field)
         # Arrow and memory-mapped buffers are read-only; torch would share them (and warn). Copy the source
-        # dtype (uint8: a quarter of the float32 result), not the float result.
+        # dtype (uint8: a quarter of the float32 result), not a float result.
         tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
@@ -86,6 +94,8 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
         raise DataError(f"{field} must have shape (N, C, H, W) or (N, H, W), got {tuple(tensor.shape)}", field=field)
     if tensor.shape[0] == 0:
         raise DataError(f"{field} is empty", field=field)
+    if tensor.dtype == torch.uint8:
+        return StoredImages(tensor.contiguous(), scale=255.0)
     if not torch.is_floating_point(tensor):
         top = 65535 if tensor.dtype == torch.uint16 else 255
         rows = tensor.reshape(tensor.shape[0], -1)
@@ -93,8 +103,10 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
         if outside.any():
             row = int(torch.nonzero(outside)[0])
             raise DataError(f"{field} row {row} has integer pixel values outside [0, {top}]", field=field, row=row)
-        scale = float(top) if tensor.dtype in (torch.uint8, torch.uint16) or int(tensor.max()) > 1 else 1.0
-        tensor = tensor.float() / scale
+        if tensor.dtype == torch.uint16:
+            return StoredImages(tensor.contiguous(), scale=65535.0)
+        scale = 255.0 if int(tensor.max()) > 1 else 1.0  # 0/1 masks are already in [0, 1]
+        return StoredImages(tensor.to(torch.uint8).contiguous(), scale=scale)
     tensor = tensor.float()
     flat = tensor.reshape(tensor.shape[0], -1)
     bad = ~torch.isfinite(flat).all(dim=1)
@@ -106,7 +118,12 @@ def to_float_images(images: np.ndarray | torch.Tensor, field: str = "images") ->
         row = int(torch.nonzero(huge)[0])
         raise DataError(f"{field} row {row} has pixel values beyond +-{MAX_PIXEL:g}; scale the images to [0, 1] or "
                         "[0, 255]", field=field, row=row)
-    return tensor.contiguous()
+    return StoredImages(tensor.contiguous())
+
+
+def as_stored(images: Images) -> StoredImages:
+    """Stored images as they are; a float tensor (already in [0, 1]) as float32 stored images."""
+    return images if isinstance(images, StoredImages) else StoredImages(images)
 
 
 def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int | None, field: str = "labels"
@@ -147,9 +164,9 @@ def to_labels(labels: np.ndarray | torch.Tensor, num_rows: int, num_classes: int
 class RawData:
     """Images and labels before normalisation, plus what is known about their origin."""
 
-    train_images: torch.Tensor
+    train_images: Images  # StoredImages from sources and arrays (the source's dtype); read as [0, 1] floats
     train_labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: Images
     test_labels: torch.Tensor
     class_names: tuple[str, ...]
     source: dict[str, Any]
@@ -203,8 +220,8 @@ def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, s
             train, test = everything.take(plan.train_rows), everything.take(plan.holdout_rows)
             split_record = plan.to_dict()
     return RawData(
-        to_float_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
-        to_float_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
+        to_stored_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
+        to_stored_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
         tuple(schema.class_names), source_record(src, split_record),
         test_groups=test.groups, group_column=schema.group_column,
     )
@@ -236,12 +253,12 @@ def arrays_to_raw(
     seed: int,
 ) -> RawData:
     """Validate in-memory arrays; split off a stratified holdout when no test set is given."""
-    x = to_float_images(images)
+    x = to_stored_images(images)
     num_classes = len(class_names) if class_names else None
     y = to_labels(labels, x.shape[0], num_classes)
     names = class_names or tuple(str(c) for c in range(int(y.max()) + 1))
     if test_images is not None and test_labels is not None:
-        tx = to_float_images(test_images, "test_images")
+        tx = to_stored_images(test_images, "test_images")
         ty = to_labels(test_labels, tx.shape[0], len(names), "test_labels")
         if tx.shape[1:] != x.shape[1:]:
             raise DataError(
@@ -254,32 +271,52 @@ def arrays_to_raw(
     with translated_errors():
         plan = connectors.stratified_split(y.numpy(), holdout_fraction, seed)
     train, test = torch.from_numpy(plan.train_rows), torch.from_numpy(plan.holdout_rows)
-    return RawData(x[train], y[train], x[test], y[test], names, {"uri": None, "rows": int(x.shape[0]),
+    return RawData(x.subset(train), y[train], x.subset(test), y[test], names, {"uri": None, "rows": int(x.shape[0]),
                                                                  "split": plan.to_dict()})
 
 
 def prepare(raw: RawData, *, zca: bool) -> PreparedData:
-    """Normalise with the training set's per-channel statistics (and optionally ZCA-whiten)."""
+    """Normalise with the training set's per-channel statistics (and optionally ZCA-whiten).
+
+    Nothing is converted here: the prepared sets read the raw pixels through the normalisation (and the
+    whitening) a batch at a time, so the training set stays in its source dtype.
+    """
     counts = torch.bincount(raw.train_labels, minlength=len(raw.class_names))
     empty = [raw.class_names[c] for c in range(len(raw.class_names)) if counts[c] == 0]
     if empty:
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""  # a bounded message
         raise DataError(f"classes {empty[:10]}{more} have no training examples", field="labels")
-    dims = (0, 2, 3)
-    norm = Normalisation(
-        tuple(float(v) for v in raw.train_images.mean(dim=dims)),
-        tuple(max(float(v), 1e-6) for v in raw.train_images.std(dim=dims)),
-    )
-    train_x, test_x = norm.apply(raw.train_images), norm.apply(raw.test_images)
+    train, test = as_stored(raw.train_images), as_stored(raw.test_images)
+    norm = channel_statistics(train)
+    train, test = train.normalised(norm.mean, norm.std), test.normalised(norm.mean, norm.std)
     whitening = None
     if zca:
-        whitening = ZCAWhitening.fit(train_x)
-        train_x, test_x = whitening.transform(train_x), whitening.transform(test_x)
+        whitening = ZCAWhitening.fit(batches(train, STATS_BATCH))
+        train, test = train.normalised(norm.mean, norm.std, whitening), test.normalised(norm.mean, norm.std, whitening)
     k = len(raw.class_names)
     return PreparedData(
-        LabelledImages(train_x, raw.train_labels, k), LabelledImages(test_x, raw.test_labels, k),
+        LabelledImages(train, raw.train_labels, k), LabelledImages(test, raw.test_labels, k),
         raw.class_names, norm, whitening, test_groups=raw.test_groups, group_column=raw.group_column,
     )
+
+
+STATS_BATCH = 4096  # images converted at a time while computing statistics (4096 x 28 x 28 x 4 B = 12.8 MB)
+
+
+def channel_statistics(images: StoredImages) -> Normalisation:
+    """Per-channel mean and (unbiased) std of ``images`` in [0, 1], in two float64 passes over batches: the
+    float32 copy of the whole set is never made."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    count = 0
+    for chunk in batches(images, STATS_BATCH):
+        total += chunk.double().sum(dim=(0, 2, 3))
+        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+    mean = total / count
+    squares = torch.zeros_like(total)
+    for chunk in batches(images, STATS_BATCH):
+        squares += ((chunk.double() - mean.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3))
+    std = (squares / max(count - 1, 1)).sqrt()
+    return Normalisation(tuple(float(v) for v in mean), tuple(max(float(v), 1e-6) for v in std))
 
 
 def read_input(source: str | connectors.Source | ArrayLike, labels: ArrayLike | None, loader: SourceLoader, *,

@@ -14,7 +14,7 @@ import torch
 
 from pad_sdk.config import PadConfig, validate_config
 from pad_sdk.core.training import LabelledImages
-from pad_sdk.data import PreparedData, load_source
+from pad_sdk.data import PreparedData, as_stored, load_source
 from pad_sdk.errors import ConfigError, DataError
 from pad_sdk.pipeline import EventSink, Stages
 from pad_sdk.presets import preset_config
@@ -41,7 +41,8 @@ def evaluate_export(export: str, source: str, *, seeds: int | None = None,
                         f"; the export {list(condensed.class_names)} and {tuple(condensed.images.shape[1:])}",
                         field="source")
     k = len(condensed.class_names)
-    test = LabelledImages(condensed.normalisation.apply(raw.test_images), raw.test_labels, k)
+    norm = condensed.normalisation
+    test = LabelledImages(as_stored(raw.test_images).normalised(norm.mean, norm.std), raw.test_labels, k)
     data = PreparedData(LabelledImages(condensed.images, condensed.labels, k), test, condensed.class_names,
                         condensed.normalisation)
     stages = Stages(config, data, on_event=on_event)

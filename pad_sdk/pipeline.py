@@ -21,6 +21,7 @@ from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet, initialise_synthetic
 from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
 from pad_sdk.core.experts import ExpertPlan, train_expert
+from pad_sdk.core.images import Images
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec
 from pad_sdk.core.scheduler import static_prune
@@ -279,6 +280,7 @@ class Stages:
 
     def run_eval_network(self, job: EvalJob, index: int) -> tuple[Accuracy, torch.Tensor]:
         """Network ``index`` of ``job``: trained on its set, tested on the holdout."""
+        images: Images
         if job.synthetic is not None:
             images, targets = job.synthetic.images, job.synthetic.label_logits
         elif job.rows is not None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pad_sdk.core.images import Images, batches
 from pad_sdk.core.params import device_of
 
 
@@ -88,10 +89,10 @@ def el2n_subset(orders: Sequence[torch.Tensor], ipc: int, which: str) -> torch.T
 
 
 @torch.no_grad()
-def embed(network: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def embed(network: nn.Module, images: Images, batch_size: int = 1024) -> torch.Tensor:
     """``network.embed`` of images (N, C, H, W) held anywhere, chunk by chunk on the network's device, in eval
     mode; the embeddings (N, D) come back to the host."""
     device = device_of(network)
     network.eval()
     return torch.cat([network.embed(chunk.to(device)).cpu()  # type: ignore[operator]
-                      for chunk in torch.split(images, batch_size)])
+                      for chunk in batches(images, batch_size)])

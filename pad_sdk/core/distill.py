@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.images import Images, batches
 from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, SelectionMode, StudentProblem, plan_unroll
 from pad_sdk.core.memory import UnrollChoice, choose_unroll, default_budget
 from pad_sdk.core.params import ParamSpec, functional_forward
@@ -164,7 +165,7 @@ def initialise_synthetic(
     return SyntheticSet(images, label_logits, torch.tensor(settings.lr_init), classes)
 
 
-def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images: Images) -> torch.Tensor:
     """Logits (N, K) on the host of the network with ``params`` on ``images`` (N, C, H, W), held anywhere.
 
     Each chunk goes to the network's device (the data usually stays on the host while the network is on a
@@ -173,7 +174,7 @@ def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images
     with torch.no_grad():
         network.eval()
         out = torch.cat([functional_forward(network, spec, params, chunk.to(device)).cpu()
-                         for chunk in torch.split(images, 256)])
+                         for chunk in batches(images, 256)])
         network.train()
     return out
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.images import Images
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.core.training import (
     Accuracy,
@@ -61,7 +62,7 @@ class EvalResult(SeedStatistics):
 
 
 def train_and_test(
-    images: torch.Tensor,
+    images: Images,
     targets: torch.Tensor,
     test: LabelledImages,
     build_network: Callable[[], nn.Module],
@@ -91,7 +92,7 @@ def summarise(runs: Sequence[tuple[Accuracy, torch.Tensor]], num_classes: int, s
 
 
 def evaluate_set(
-    images: torch.Tensor,
+    images: Images,
     targets: torch.Tensor,
     test: LabelledImages,
     build_network: Callable[[], nn.Module],

@@ -10,15 +10,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.images import Images, StoredImages, batches
 from pad_sdk.core.matching import soft_cross_entropy
 from pad_sdk.core.params import device_of
 
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """An in-memory labelled image set: images (N, C, H, W) float32, labels (N,) int64 in [0, num_classes)."""
+    """An in-memory labelled image set: images (N, C, H, W), labels (N,) int64 in [0, num_classes).
 
-    images: torch.Tensor
+    ``images`` is a float32 tensor or :class:`StoredImages` (the source's uint8 pixels, converted a batch at a
+    time): either way ``images[rows]`` is float32 network input.
+    """
+
+    images: Images
     labels: torch.Tensor
     num_classes: int
 
@@ -35,7 +40,12 @@ class LabelledImages:
         return [torch.nonzero(self.labels == c, as_tuple=True)[0] for c in range(self.num_classes)]
 
     def subset(self, indices: torch.Tensor) -> LabelledImages:
-        return LabelledImages(self.images[indices], self.labels[indices], self.num_classes)
+        """The indexed examples (stored images stay stored)."""
+        images = self.images.subset(indices) if isinstance(self.images, StoredImages) else self.images[indices]
+        return LabelledImages(images, self.labels[indices], self.num_classes)
+
+    def to(self, device: torch.device) -> LabelledImages:
+        return LabelledImages(self.images.to(device), self.labels.to(device), self.num_classes)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def minibatches(indices: torch.Tensor, batch_size: int, generator: torch.Generat
 
 def train_network(
     network: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     targets: torch.Tensor,
     recipe: TrainRecipe,
     *,
@@ -103,11 +113,11 @@ def train_network(
 
 
 @torch.no_grad()
-def predict_logits(network: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(network: nn.Module, images: Images, batch_size: int = 1024) -> torch.Tensor:
     """Logits (N, K) of ``network`` in eval mode, on the network's device (each chunk is moved there)."""
     device = device_of(network)
     network.eval()
-    outputs = [network(chunk.to(device, non_blocking=True)) for chunk in torch.split(images, batch_size)]
+    outputs = [network(chunk.to(device, non_blocking=True)) for chunk in batches(images, batch_size)]
     network.train()
     return torch.cat(outputs)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import connectors
+from pad_sdk.core.images import Images
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.data import PreparedData, RawData, prepare, raw_from_source, splits_to_read
 from pad_sdk.errors import DataError, PadError
@@ -39,7 +40,7 @@ class ClusterData(PreparedData):
     ref: Any = None
 
 
-def shape_only(tensor: torch.Tensor) -> torch.Tensor:
+def shape_only(tensor: Images) -> torch.Tensor:
     return torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
 
 

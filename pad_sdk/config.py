@@ -207,11 +207,14 @@ class ComputeSettings(_Frozen):
     ``tf32``: TensorFloat-32 for matmuls and convolutions on Ampere or newer (None keeps PyTorch's defaults:
     on for cuDNN convolutions, off for matmuls). ``bf16_training``: bfloat16 autocast for scoring agents,
     experts and evaluation networks (never for the distillation itself, whose matching loss is a small
-    difference of large parameter vectors).
+    difference of large parameter vectors). ``spill_trajectories_gib``: see the field (no effect on results).
     """
 
     tf32: bool | None = None
     bf16_training: bool = False
+    spill_trajectories_gib: float | None = Field(
+        1.0, ge=0, description="expert trajectories larger than this (GiB, all experts together) go to a "
+        "temporary local trajectory store instead of memory when no trajectory_store is given; 0 always, None never")
 
 
 PROBE_CANDIDATES = ("preset", "datm", "error_selection", "hard_labels", "real_init", "mtt_settings", "lr_img_half",

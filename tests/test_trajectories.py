@@ -60,3 +60,27 @@ def test_corrupt_expert_file_is_reported_not_unpickled(tmp_path) -> None:  # typ
 def test_missing_store_is_named() -> None:
     with pytest.raises(TrajectoryStoreError, match="no trajectory store"):
         _ = TrajectoryStore(f"memory://nothing-{uuid.uuid4().hex}").header
+
+
+def test_large_trajectories_spill_to_a_temporary_store_with_the_same_result() -> None:
+    import gc
+    import os
+
+    import numpy as np
+
+    import pad_sdk
+    from pad_sdk.demo import load_digits_arrays
+
+    images, labels, names = load_digits_arrays()
+    keep = np.concatenate([np.nonzero(labels == c)[0][:30] for c in range(3)])
+    kwargs = {"ipc": 1, "preset": "tiny", "class_names": names[:3], "seed": 2, "evaluate": False}
+    in_memory = pad_sdk.distill(images[keep], labels[keep], **kwargs)
+    spilled = pad_sdk.distill(images[keep], labels[keep], overrides={"compute": {"spill_trajectories_gib": 0}},
+                              **kwargs)
+    kept, spill = in_memory.decisions["trajectories"], spilled.decisions["trajectories"]
+    assert kept["where"] == "memory" and "within the spill limit" in kept["reason"]
+    assert spill["temporary"] is True and "exceed compute.spill_trajectories_gib" in spill["reason"]
+    assert spill["bytes"] == kept["bytes"] > 0
+    assert torch.equal(in_memory.images, spilled.images)  # where they were kept changes nothing
+    gc.collect()
+    assert not os.path.exists(spill["where"])  # the temporary store went with the run

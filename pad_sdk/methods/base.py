@@ -9,6 +9,7 @@ network for embeddings.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class MethodContext:
     shared_seconds: dict[str, float] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _children: list[float] = field(default_factory=list)
+    _spill_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def __post_init__(self) -> None:
         fraction = self.validation_fraction
@@ -98,27 +100,61 @@ class MethodContext:
         return self._cache.get(scoring_key(config))
 
     def experts(self, config: PadConfig, stages: Stages | None = None) -> ExpertSource:
-        """Expert trajectories for ``config`` (trained once per expert settings)."""
+        """Expert trajectories for ``config`` (trained once per expert settings); where they are kept goes
+        into the run's ``decisions["trajectories"]``."""
         run = stages or self.stages(config)
+        key = experts_key(config)
 
         def train() -> ExpertSource:
             orders = self.orders(config, run) if config.experts.fiex != "off" else None
-            return self._runtime().train_experts(run, run.expert_plan(orders), self._store(run))
+            store = self._store(run)
+            self._cache[f"where:{key}"] = self._where(run, store)
+            return self._runtime().train_experts(run, run.expert_plan(orders), store)
 
-        return self._shared(experts_key(config), train)
+        experts = self._shared(key, train)
+        run.decisions["trajectories"] = dict(self._cache[f"where:{key}"])
+        return experts
 
     def _runtime(self) -> Runtime:
         return self.runtime if self.runtime is not None else LocalRuntime()
 
     def _store(self, stages: Stages) -> TrajectoryStore | None:
-        """The trajectory store of the next expert variant: the given URL for the first, a sub-folder after."""
-        if self.trajectory_store is None:
-            return None
+        """The trajectory store of the next expert variant: the given URL for the first, a sub-folder after.
+
+        Without a URL, trajectories stay in memory up to ``compute.spill_trajectories_gib``; beyond it they go
+        to a temporary local store that lives as long as this context (removed when it is collected or the
+        process exits). A runtime that keeps its own store (Ray) is given None and decides itself.
+        """
         variants = sum(key.startswith("experts:") for key in self._cache)
-        url = self.trajectory_store + ("" if variants == 0 else f"/variant-{variants}")
-        store = TrajectoryStore(url, storage_options=self.storage_options)
+        if self.trajectory_store is not None:
+            url = self.trajectory_store + ("" if variants == 0 else f"/variant-{variants}")
+            store = TrajectoryStore(url, storage_options=self.storage_options)
+        elif self._spills(stages):
+            if self._spill_dir is None:
+                self._spill_dir = tempfile.TemporaryDirectory(prefix="pad-sdk-trajectories-")
+            store = TrajectoryStore(f"{self._spill_dir.name}/variant-{variants}")
+        else:
+            return None
         store.initialise(stages.expert_header())
         return store
+
+    def _spills(self, stages: Stages) -> bool:
+        limit = stages.config.compute.spill_trajectories_gib
+        if limit is None or getattr(self.runtime, "keeps_trajectories", False):
+            return False
+        return trajectory_bytes(stages) > limit * 2**30
+
+    def _where(self, stages: Stages, store: TrajectoryStore | None) -> dict[str, Any]:
+        size = trajectory_bytes(stages)
+        limit = stages.config.compute.spill_trajectories_gib
+        if store is None:
+            where = "the runtime's store" if getattr(self.runtime, "keeps_trajectories", False) else "memory"
+            return {"where": where, "bytes": size, "reason": f"{size / 2**30:.2f} GiB of trajectories, within the "
+                    f"spill limit ({limit} GiB)" if where == "memory" else "the runtime keeps them"}
+        given = self.trajectory_store is not None
+        reason = ("trajectory_store was given" if given else
+                  f"{size / 2**30:.2f} GiB of trajectories exceed compute.spill_trajectories_gib ({limit})")
+        return {"where": store.uri, "bytes": size, "reason": reason, "temporary": not given}
 
     def agent(self, ipc: int) -> Network:
         """A trained network for embeddings: the final checkpoint of the first plain expert (no filters)."""
@@ -136,6 +172,13 @@ class MethodContext:
             return self.data.train.class_indices()
         hard, easy = config.experts.static_ratios(config.ipc)
         return static_prune(self.orders(config), hard=hard, easy=easy)
+
+
+def trajectory_bytes(stages: Stages) -> int:
+    """Bytes of all expert trajectories of ``stages``' settings in float32: experts x (epochs + 1) x params."""
+    params = sum(p.numel() for p in stages.network_factory()().parameters())
+    experts = stages.config.experts
+    return int(experts.num_experts * (experts.epochs + 1) * params * 4)
 
 
 def hard_labelled(context: MethodContext, images: torch.Tensor, classes: torch.Tensor, lr: float) -> SyntheticSet:

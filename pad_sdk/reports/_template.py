@@ -171,7 +171,7 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 <tr><th>runtime / hardware</th><td>{{ p.runtime }}{% if p.runtime_options %} ({% for k, v in p.runtime_options.items() %}{{ k | replace("_", " ") }} <code>{{ v }}</code>{{ ", " if not loop.last }}{% endfor %}){% endif %} / {{ p.hardware }}</td></tr>
 <tr><th>versions</th><td>{% for k, v in p.versions.items() %}{{ k }} {{ v }}{{ "; " if not loop.last }}{% endfor %}</td></tr>
 <tr><th>timings (s)</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: {% for k, v in e.timings.items() %}{{ k }} {{ "%.1f" | format(v) }}{{ ", " if not loop.last }}{% endfor %}<br>{% endfor %}</td></tr>
-<tr><th>chosen during the run</th><td>{% for e in r.entries %}{% set u = e.decisions.get("unroll") %}{% if u %}IPC {{ e.ipc }}: unroll <b>{{ u.mode }}</b> ({{ u.reason }})<br>{% endif %}{% endfor %}</td></tr>
+<tr><th>chosen during the run</th><td>{% for e in r.entries %}{% set u = e.decisions.get("unroll") %}{% if u %}IPC {{ e.ipc }}: unroll <b>{{ u.mode }}</b> ({{ u.reason }})<br>{% endif %}{% set t = e.decisions.get("trajectories") %}{% if t %}IPC {{ e.ipc }}: trajectories in <code>{{ t.where }}</code> ({{ t.reason }})<br>{% endif %}{% endfor %}</td></tr>
 <tr><th>exports</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: <code>{{ e.export_uri or "not exported" }}</code><br>{% endfor %}</td></tr>
 <tr><th>prices</th><td>{{ cur }}: storage {{ h.cost.prices.storage_per_gb_month }}/GB-month, transfer {{ h.cost.prices.transfer_per_gb }}/GB,
  CPU {{ h.cost.prices.cpu_hour }}/h, GPU {{ h.cost.prices.gpu_hour }}/h (1 GB = 10<sup>9</sup> bytes; defaults are AWS

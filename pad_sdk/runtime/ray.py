@@ -87,6 +87,7 @@ class RayRuntime(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: ClassVar[str] = "ray"
+    keeps_trajectories: ClassVar[bool] = True  # experts always go to ``storage`` (the workers share them)
 
     num_workers: int = Field(2, ge=1)
     address: str | None = None

@@ -7,8 +7,15 @@ peak resident memory (ru_maxrss) is its own. One scoring run and one expert of t
     nice -n 5 .venv/bin/python -m benchmarks.bench_scaling                 # 5k / 10k / 20k images, width 32
     nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --base 2000 --width 64
 
-The core holds the training set in memory as float32 (3 KiB per 28x28 image), so peak memory grows by
-that much per image; the connectors' streaming read is flat (results/connectors.json).
+The core holds the training set in the source's dtype (uint8: 784 B per 28x28 image) and converts a batch at a
+time; the connectors' streaming read is flat (results/connectors.json).
+
+``--pipeline`` measures a whole ``pad_sdk.distill`` call instead (scoring, experts with PAD's scheduler,
+distillation, evaluation), at 1x, 2x, 4x, 8x of a 7,500-image subset, each in a fresh process, with the peak
+resident memory of every stage (sampled every 20 ms and attributed to the stage the progress events name) and
+the stage timings; written under the key ``pipeline`` of ``results/scaling.pipeline.json``:
+
+    nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --pipeline             # 7.5k / 15k / 30k / 60k
 """
 
 from __future__ import annotations
@@ -75,7 +82,98 @@ def _one(spec: dict[str, Any]) -> dict[str, Any]:
             "expert_images_per_s": seen / expert_s,
             "peak_rss_mib_after_data": rss_data, "peak_rss_mib_after_scoring": rss_scoring,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
-            "train_tensor_mib": data.train.images.numel() * 4 / 2**20}
+            "train_tensor_mib": data.train.images.nbytes / 2**20}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**10
+    return 0.0
+
+
+def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """One whole ``pad_sdk.distill`` on a stratified subset of ``spec["images"]`` Fashion-MNIST training
+    images (holdout: the first 2,000 of the test split), with per-stage peak RSS."""
+    import threading
+
+    import numpy as np
+    import torch
+
+    import connectors
+    import pad_sdk
+
+    torch.set_num_threads(spec["threads"])
+    source = connectors.open_source(FMNIST)
+    train, test = source.read_all(split="train"), source.read_all(split="test")
+    rng = np.random.default_rng(0)
+    per_class = spec["images"] // 10
+    rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(train.labels == c))[:per_class]
+                                   for c in range(10)]))
+    images, labels = np.array(train.images[rows]), np.array(train.labels[rows])
+    test_images, test_labels = np.array(test.images[:2000]), np.array(test.labels[:2000])
+    del train, test
+    peaks: dict[str, float] = {}
+    stage = ["read"]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            rss = _rss_mib()
+            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss)
+            stop.wait(0.02)
+
+    def on_event(name: str, done: int, total: int, **facts: Any) -> None:
+        stage[0] = name
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    result = pad_sdk.distill(images, labels, test_images=test_images, test_labels=test_labels, ipc=spec["ipc"],
+                             preset="cpu-small", overrides=spec["overrides"], seed=0, on_event=on_event)
+    total_s = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    accuracy = result.accuracy.condensed.mean if result.accuracy is not None else None
+    return {**{k: v for k, v in spec.items() if k != "overrides"}, "train_images": len(labels),
+            "total_s": total_s, "timings_s": dict(result.timings), "peak_rss_mib_by_stage": peaks,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+            "train_uint8_mib": images.nbytes / 2**20, "train_float32_mib": images.nbytes * 4 / 2**20,
+            "trajectories": result.decisions.get("trajectories"), "condensed_accuracy": accuracy}
+
+
+# cpu-small cut so that 8x (60,000 images) runs in minutes on 2 cores; the stages and their order stay.
+PIPELINE_OVERRIDES: dict[str, Any] = {
+    "network": {"width": 32},
+    "scoring": {"runs": 1, "epochs": 1},
+    "experts": {"num_experts": 2, "epochs": 3},
+    "distill": {"iterations": 10, "syn_steps": 10, "expert_epochs": 1, "min_start_epoch": 0,
+                "current_max_start_epoch": 1, "max_start_epoch": 2, "expansion_end": None},
+    "evaluation": {"seeds": 1, "epochs": 50, "full_epochs": 0},
+    "auto": {"probes": False, "subset_check": False, "validation_fraction": 0.0},
+}
+
+
+def pipeline(args: argparse.Namespace) -> None:
+    rows = []
+    for factor in (int(f) for f in args.factors.split(",")):
+        spec = {"factor": factor, "images": args.base * factor, "threads": args.threads, "ipc": 10,
+                "overrides": PIPELINE_OVERRIDES}
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scaling", "--pipeline-one", json.dumps(spec)],
+                             capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        base = rows[0]
+        for r in rows:
+            r["time_ratio"] = r["total_s"] / base["total_s"]
+            r["peak_rss_ratio"] = r["peak_rss_mib"] / base["peak_rss_mib"]
+        print(f"{factor}x ({row['train_images']} images): {row['total_s']:.0f} s, peak {row['peak_rss_mib']:.0f} MiB "
+              f"({row['peak_rss_ratio']:.2f}x of 1x)", flush=True)
+        record = stamp(suite="scaling-pipeline", dataset="fashion-mnist train subset (stratified, seed 0); holdout: "
+                       "first 2,000 test images", settings=PIPELINE_OVERRIDES, pipeline=rows)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "scaling.pipeline.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,10 +183,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2, help="at least 2 (the config needs a window)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pipeline", action="store_true", help="whole pad_sdk.distill calls (base 7500, 1,2,4,8)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
+        return
+    if args.pipeline_one:
+        print(json.dumps(_pipeline_one(json.loads(args.pipeline_one))))
+        return
+    if args.pipeline:
+        if "--base" not in (argv or sys.argv):
+            args.base = 7500
+        if "--factors" not in (argv or sys.argv):
+            args.factors = "1,2,4,8"
+        pipeline(args)
         return
     rows = []
     for factor in (int(f) for f in args.factors.split(",")):

@@ -21,11 +21,11 @@ from connectors.sources.webdataset import WebDatasetSource, is_shard_pattern
 # One registry: a format name -> its reader. An unknown name lists the valid ones.
 FORMATS: dict[str, type[Source]] = {
     "parquet": ParquetSource,
-    "huggingface": HuggingFaceSource,
-    "webdataset": WebDatasetSource,
     "imagefolder": ImageFolderSource,
     "idx": IdxSource,
     "npz": NpzSource,
+    "huggingface": HuggingFaceSource,
+    "webdataset": WebDatasetSource,
 }
 
 

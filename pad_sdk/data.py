@@ -21,6 +21,8 @@ from pad_sdk.errors import ConfigError, DataError, translated_errors
 
 ArrayLike = np.ndarray | torch.Tensor
 HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
+TEST_SPLITS = ("test", "holdout")  # the holdout when present
+VALIDATION_SPLITS = ("validation", "val")  # PreparedData.validation next to a test split, else the holdout
 MAX_PIXEL = 1e6  # beyond it the float32 mean/std of the training set lose their meaning
 MAX_CLASSES = 65_536  # class ids are 0..K-1; a larger id is a wrong column, not a class
 
@@ -155,6 +157,8 @@ class RawData:
     source: dict[str, Any]
     test_groups: np.ndarray | None = None
     group_column: str | None = None
+    validation_images: torch.Tensor | None = None  # the source's own validation split, when it has a test split
+    validation_labels: torch.Tensor | None = None
 
 
 def load_source(
@@ -193,10 +197,17 @@ def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, s
     with translated_errors():
         schema = src.schema
         splits = splits_to_read(schema)
-        if len(splits) == 2:
-            train_split, holdout = splits
+        validation = None
+        if len(splits) >= 2:
+            train_split, holdout = splits[0], splits[1]
             train, test = read(src, train_split), read(src, holdout)
-            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout}
+            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout,
+                                            "train_rows": len(train), "holdout_rows": len(test)}
+            if len(splits) == 3:
+                validation = read(src, splits[2])
+                split_record.update(validation=splits[2], validation_rows=len(validation))
+            elif holdout in VALIDATION_SPLITS:
+                split_record["note"] = f"no test split: the source's {holdout!r} split is the holdout"
         else:
             everything = read(src, None)
             plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
@@ -207,15 +218,27 @@ def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, s
         to_float_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
         tuple(schema.class_names), source_record(src, split_record),
         test_groups=test.groups, group_column=schema.group_column,
+        validation_images=None if validation is None else to_float_images(validation.images, "validation images"),
+        validation_labels=None if validation is None else torch.from_numpy(
+            np.asarray(validation.labels, dtype=np.int64)),
     )
 
 
 def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
-    """[train split, holdout split] when the source has a holdout split (test, validation, ...), else [None]."""
-    holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
-    if holdout is None:
+    """[train, holdout] or [train, holdout, validation] split names, or [None] without a holdout split.
+
+    ``test`` (or ``holdout``) is the holdout; a ``validation`` (or ``val``) split next to it becomes the
+    validation set; with no test split the validation split is the holdout.
+    """
+    names = schema.splits or ()
+    test = next((s for s in TEST_SPLITS if s in names), None)
+    validation = next((s for s in VALIDATION_SPLITS if s in names), None)
+    if test is None and validation is None:
         return [None]
-    return [next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None), holdout]
+    train = next((s for s in names if s not in HOLDOUT_SPLITS), None)
+    if test is None:
+        return [train, validation]
+    return [train, test] if validation is None else [train, test, validation]
 
 
 def source_record(src: connectors.Source, split: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,14 +294,20 @@ def prepare(raw: RawData, *, zca: bool) -> PreparedData:
         tuple(max(float(v), 1e-6) for v in raw.train_images.std(dim=dims)),
     )
     train_x, test_x = norm.apply(raw.train_images), norm.apply(raw.test_images)
+    val_x = None if raw.validation_images is None else norm.apply(raw.validation_images)
     whitening = None
     if zca:
         whitening = ZCAWhitening.fit(train_x)
         train_x, test_x = whitening.transform(train_x), whitening.transform(test_x)
+        val_x = None if val_x is None else whitening.transform(val_x)
     k = len(raw.class_names)
+    validation = None
+    if val_x is not None and raw.validation_labels is not None:
+        validation = LabelledImages(val_x, raw.validation_labels, k)
     return PreparedData(
         LabelledImages(train_x, raw.train_labels, k), LabelledImages(test_x, raw.test_labels, k),
         raw.class_names, norm, whitening, test_groups=raw.test_groups, group_column=raw.group_column,
+        validation=validation,
     )
 
 

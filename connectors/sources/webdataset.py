@@ -148,9 +148,11 @@ class WebDatasetSource(Source):
         loc = self.location
         shown = loc.display(path)
         with loc.translating(path), loc.fs.open(path, "rb", block_size=READ_BLOCK) as raw:
+            size = loc.fs.size(path)
             try:
                 with tarfile.open(fileobj=raw, mode="r|*") as tar:
                     yield from self._group(tar, shown, read_images)
+                    _check_complete(tar, size, loc.uri, shown)
             except tarfile.TarError as exc:
                 raise CorruptDataError(f"not a readable tar shard ({type(exc).__name__}: {exc})",
                                        uri=loc.uri, file=shown) from exc
@@ -158,7 +160,9 @@ class WebDatasetSource(Source):
     def _group(self, tar: tarfile.TarFile, shown: str, read_images: bool | range) -> Iterator[_Sample]:
         current: _Sample | None = None
         position = 0
-        for info in tar:
+        while (info := tar.next()) is not None:
+            # TarFile keeps every member header it has read: not in a stream of any length
+            tar.members.clear()  # type: ignore[attr-defined]
             if not info.isfile():
                 continue
             base = info.name.rsplit("/", 1)[-1]
@@ -307,6 +311,20 @@ class WebDatasetSource(Source):
                 uri=loc.uri, file=shown, member=member, row=row,
             )
         return img
+
+
+def _check_complete(tar: tarfile.TarFile, size: int | None, uri: str, shown: str) -> None:
+    """A streamed tar that ends early (inside a member or a header) reads like a shorter archive: compare
+    where its last member ends with the file's size (uncompressed shards, whose size is the tar's)."""
+    if size is None or getattr(tar.fileobj, "comptype", "tar") != "tar":
+        return
+    left = size - tar.offset
+    if left < 0 or 0 < left < tarfile.BLOCKSIZE:
+        raise CorruptDataError(
+            f"truncated tar shard: its members need {max(tar.offset, size + 1)} bytes or more, {size} present",
+            uri=uri,
+            file=shown,
+        )
 
 
 def _label_array(labels: list[Any]) -> np.ndarray:

@@ -49,7 +49,9 @@ def looks_like_repository(names: list[str], dirs: list[str]) -> bool:
     """Whether a folder listing (file and sub-folder names) is a Hugging Face repository's root."""
     if any(_SHARD.match(n) for n in names):
         return True
-    return "data" in dirs or any(d.lower() in KNOWN_SPLITS for d in dirs)
+    # train.parquet next to test.parquet: two splits, not two shards of one table
+    named = {split_of(n) for n in names if n.lower().endswith(PARQUET_EXTENSIONS)} - {None}
+    return len(named) > 1 or "data" in dirs or any(d.lower() in KNOWN_SPLITS for d in dirs)
 
 
 class HuggingFaceSource(ParquetSource):

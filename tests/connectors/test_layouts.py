@@ -72,6 +72,12 @@ def test_hf_data_folder_and_several_shards_per_split(tmp_path: Path) -> None:
     np.testing.assert_array_equal(src.read_all(split="train").images, images)
 
 
+def test_split_named_files_are_splits_not_shards_of_one_table(tmp_path: Path) -> None:
+    _repo(tmp_path, "{split}.parquet", {"train": 8, "test": 4})
+    src = open_source(str(tmp_path))
+    assert src.schema.format == "huggingface" and src.schema.split_counts == (4, 8)
+
+
 def test_hf_image_feature_stored_as_a_path(tmp_path: Path) -> None:
     images = make_images(4, (1, 5, 5))
     (tmp_path / "images").mkdir()

@@ -143,6 +143,9 @@ def test_webdataset_json_labels_with_class_names_and_a_folder_of_shards(tmp_path
     batch = src.read_all()
     np.testing.assert_array_equal(batch.images, images)
     assert batch.labels.tolist() == [1, 0, 1, 2, 2, 2]
+    # an explicit shard list, in the order given
+    listed = open_source(str(tmp_path / "{b,a}.tar")).read_all()
+    assert listed.labels.tolist() == [2, 2, 2, 1, 0, 1]
 
 
 @pytest.mark.parametrize(

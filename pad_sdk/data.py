@@ -236,6 +236,9 @@ def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
     if test is None and validation is None:
         return [None]
     train = next((s for s in names if s not in HOLDOUT_SPLITS), None)
+    if train is None:  # reading "all rows" would train on the holdout
+        raise DataError(f"the source has no training split, only {', '.join(names)}; add a train split, or read "
+                        "one split as the whole source", field="source")
     if test is None:
         return [train, validation]
     return [train, test] if validation is None else [train, test, validation]

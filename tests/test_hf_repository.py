@@ -82,3 +82,10 @@ def test_a_lone_validation_split_is_the_holdout_and_the_provenance_says_so(digit
     assert split["holdout"] == "validation" and split["holdout_rows"] == 60 and "validation" not in split
     assert "no test split" in split["note"]
     assert raw.validation_images is None
+
+
+def test_a_repository_without_a_training_split_is_refused(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    images, labels = digits
+    write_repo(tmp_path, {"test": (images[:50], labels[:50]), "validation": (images[50:90], labels[50:90])})
+    with pytest.raises(pad_sdk.DataError, match="no training split, only test, validation"):
+        raw_from_source(connectors.open_source(str(tmp_path)), read_here, holdout_fraction=0.2, seed=0)

@@ -8,7 +8,8 @@ A repository as the ``datasets`` library (and the Hub's Parquet conversion) writ
     REPO/train/0000.parquet                     or {split}/<any>.parquet
     REPO/validation-00000-of-00001.parquet      or {split}-XXXXX-of-XXXXX.parquet at the root
 
-The split of every row comes from its file, so ``split="test"`` reads only the test shards. Class names
+The split of every row comes from its file, so ``split="test"`` reads only the test shards; when no file
+names a split, all are ``train`` (as on the Hub). Class names
 come from the ``ClassLabel`` feature in the schema's ``huggingface`` metadata; the ``Image`` feature may
 hold the encoded bytes or a path to an image file inside the repository. Rows are ordered by split
 (train, validation, test, then the others by name), then by file name.
@@ -83,7 +84,7 @@ class HuggingFaceSource(ParquetSource):
             base = data if loc.fs.isdir(data) else loc.path.rstrip("/")
             found = sorted(loc.fs.find(base, withdirs=True, detail=True).items())
         prefix = base.rstrip("/") + "/"
-        splits: dict[str, str] = {}
+        splits: dict[str, str | None] = {}
         folders: set[str] = set()
         for path, info in found:
             rel = path[len(prefix) :]
@@ -95,28 +96,36 @@ class HuggingFaceSource(ParquetSource):
                 continue
             if not rel.lower().endswith(PARQUET_EXTENSIONS):
                 continue
-            split = split_of(rel)
-            if split is None:
-                raise SchemaError(
-                    "cannot tell this file's split; name shards {split}-00000-of-00001.parquet or put them "
-                    "in a {split}/ folder",
-                    uri=loc.uri,
-                    file=loc.display(path),
-                )
-            splits[path] = split
+            splits[path] = split_of(rel)
         if not splits:
             raise SourceNotFoundError(
                 "no Parquet shards found (a repository holds data/{split}-XXXXX-of-XXXXX.parquet)", uri=loc.uri
             )
-        empty = sorted(folders - set(splits.values()))
+        named = self._name_splits(splits)
+        empty = sorted(folders - set(named.values()))
         if empty:
             raise SourceNotFoundError(
                 f"split {empty[0]!r} has no shards (its folder holds no Parquet file)",
                 uri=loc.uri,
                 file=loc.display(prefix + empty[0]),
             )
-        self._check_complete(splits)
-        return splits
+        self._check_complete(named)
+        return named
+
+    def _name_splits(self, splits: dict[str, str | None]) -> dict[str, str]:
+        """As the Hub does: files that name no split are all ``train`` when no file names one; a mix of
+        named and unnamed files is refused (an unnamed file could belong to any split)."""
+        unnamed = sorted(p for p, split in splits.items() if split is None)
+        if len(unnamed) == len(splits):
+            return dict.fromkeys(splits, "train")
+        if unnamed:
+            raise SchemaError(
+                "cannot tell this file's split; name shards {split}-00000-of-00001.parquet or put them in a "
+                "{split}/ folder",
+                uri=self.location.uri,
+                file=self.location.display(unnamed[0]),
+            )
+        return {p: split for p, split in splits.items() if split is not None}
 
     def _check_complete(self, splits: dict[str, str]) -> None:
         """Every ``{split}-XXXXX-of-NNNNN`` series must hold all N shards (a missing one loses rows)."""

@@ -78,6 +78,13 @@ def test_split_named_files_are_splits_not_shards_of_one_table(tmp_path: Path) ->
     assert src.schema.format == "huggingface" and src.schema.split_counts == (4, 8)
 
 
+def test_hf_files_that_name_no_split_are_all_train(tmp_path: Path) -> None:
+    _write_split(tmp_path / "data/00000.parquet", make_images(3, (1, 4, 4)), np.array([0, 1, 2]))
+    _write_split(tmp_path / "data/00001.parquet", make_images(2, (1, 4, 4)), np.array([2, 2]))
+    src = open_source(str(tmp_path))
+    assert src.schema.format == "huggingface" and src.schema.splits == ("train",) and src.schema.num_rows == 5
+
+
 def test_hf_image_feature_stored_as_a_path(tmp_path: Path) -> None:
     images = make_images(4, (1, 5, 5))
     (tmp_path / "images").mkdir()

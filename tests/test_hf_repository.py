@@ -49,7 +49,10 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def test_distill_reads_the_repository_root_and_evaluates_on_its_test_split(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     images, labels = digits
     write_repo(tmp_path, {"train": (images[:1437], labels[:1437]), "test": (images[1437:], labels[1437:])})
-    result = pad_sdk.distill(str(tmp_path), ipc=1, preset="tiny", seed=0)
+    # the smallest run that still evaluates: one short expert, one evaluation network
+    fewer = {"experts": {"num_experts": 1, "epochs": 4}, "evaluation": {"epochs": 5, "seeds": 1, "full_epochs": 1},
+             "distill": {"iterations": 2}}
+    result = pad_sdk.distill(str(tmp_path), ipc=1, preset="tiny", seed=0, overrides=fewer)
     assert result.source["format"] == "huggingface"
     assert result.source["split"] == {"train": "train", "holdout": "test", "train_rows": 1437, "holdout_rows": 360}
     assert result.condensed.class_names == NAMES

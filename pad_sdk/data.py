@@ -20,9 +20,9 @@ from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
 
 ArrayLike = np.ndarray | torch.Tensor
-HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
 TEST_SPLITS = ("test", "holdout")  # the holdout when present
-VALIDATION_SPLITS = ("validation", "val")  # PreparedData.validation next to a test split, else the holdout
+VALIDATION_SPLITS = ("validation", "val", "valid", "dev")  # the validation set next to a test split, else the holdout
+HOLDOUT_SPLITS = TEST_SPLITS + VALIDATION_SPLITS
 MAX_PIXEL = 1e6  # beyond it the float32 mean/std of the training set lose their meaning
 MAX_CLASSES = 65_536  # class ids are 0..K-1; a larger id is a wrong column, not a class
 
@@ -235,7 +235,7 @@ def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
     validation = next((s for s in VALIDATION_SPLITS if s in names), None)
     if test is None and validation is None:
         return [None]
-    train = next((s for s in names if s not in HOLDOUT_SPLITS), None)
+    train = "train" if "train" in names else next((s for s in names if s not in HOLDOUT_SPLITS), None)
     if train is None:  # reading "all rows" would train on the holdout
         raise DataError(f"the source has no training split, only {', '.join(names)}; add a train split, or read "
                         "one split as the whole source", field="source")

@@ -92,3 +92,12 @@ def test_a_repository_without_a_training_split_is_refused(digits, tmp_path: Path
     write_repo(tmp_path, {"test": (images[:50], labels[:50]), "validation": (images[50:90], labels[50:90])})
     with pytest.raises(pad_sdk.DataError, match="no training split, only test, validation"):
         raw_from_source(connectors.open_source(str(tmp_path)), read_here, holdout_fraction=0.2, seed=0)
+
+
+def test_a_dev_split_is_the_validation_split_and_train_is_train(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    images, labels = digits
+    write_repo(tmp_path, {"dev": (images[:40], labels[:40]), "test": (images[40:80], labels[40:80]),
+                          "train": (images[80:200], labels[80:200])})
+    raw = raw_from_source(connectors.open_source(str(tmp_path)), read_here, holdout_fraction=0.2, seed=0)
+    assert raw.source["split"] == {"train": "train", "holdout": "test", "validation": "dev", "train_rows": 120,
+                                   "holdout_rows": 40, "validation_rows": 40}

@@ -1,7 +1,8 @@
 """Streaming readers and verified writers for labelled image datasets in object storage.
 
-Read any fsspec URL (local, ``s3://``, ``memory://``, ...) in Parquet, image-folder, IDX or npz layout
-in bounded memory; write condensed sets as Parquet + preview + a manifest that readers verify.
+Read any fsspec URL (local, ``s3://``, ``memory://``, ...) in Parquet, Hugging Face repository, WebDataset,
+image-folder, IDX or npz layout in bounded memory; write condensed sets as Parquet + preview + a manifest
+that readers verify.
 Neither torch nor Ray is imported here (Ray only inside :func:`to_ray_dataset`).
 """
 

@@ -88,11 +88,32 @@ def parquet_bytes(
         {
             "pad:image_shape": json.dumps(list(images.shape[1:])),
             "pad:class_names": json.dumps(list(names)),
+            "huggingface": json.dumps(hf_features_metadata(images, soft, names)),
         }
     )
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", row_group_size=max(1, min(n, 4096)))
     return buf.getvalue()
+
+
+def hf_features_metadata(images: np.ndarray, soft: np.ndarray | None, names: tuple[str, ...]) -> dict[str, Any]:
+    """The ``huggingface`` schema metadata that the ``datasets`` library reads as the table's features.
+
+    ``label`` is a ``ClassLabel`` with the class names; ``image`` and ``soft_label`` are fixed-length float
+    sequences (the exact values, C * H * W per image in C order; ``pad:image_shape`` records (C, H, W)).
+    ``Sequence`` is the spelling every ``datasets`` release reads (2.x to 5.x).
+    """
+
+    def floats(length: int, dtype: np.dtype) -> dict[str, Any]:
+        return {"feature": {"dtype": dtype.name, "_type": "Value"}, "length": length, "_type": "Sequence"}
+
+    features: dict[str, Any] = {
+        "image": floats(math.prod(images.shape[1:]), images.dtype),
+        "label": {"names": list(names), "_type": "ClassLabel"},
+    }
+    if soft is not None:
+        features["soft_label"] = floats(soft.shape[1], soft.dtype)
+    return {"info": {"features": features}}
 
 
 def preview_png(images: np.ndarray, labels: np.ndarray, per_class: int = 10, max_classes: int = 20) -> bytes:

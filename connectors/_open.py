@@ -11,10 +11,12 @@ from connectors._fs import Location, resolve
 from connectors.errors import InvalidArgumentError, SchemaError
 from connectors.sources._limits import DEFAULT_MEMORY_LIMIT
 from connectors.sources.base import Source, SourceOptions
+from connectors.sources.huggingface import HuggingFaceSource, looks_like_repository
 from connectors.sources.idx import IdxSource
 from connectors.sources.imagefolder import IMAGE_EXTENSIONS, ImageFolderSource
 from connectors.sources.npz import NpzSource
 from connectors.sources.parquet import ParquetSource
+from connectors.sources.webdataset import WebDatasetSource, is_shard_pattern
 
 # One registry: a format name -> its reader. An unknown name lists the valid ones.
 FORMATS: dict[str, type[Source]] = {
@@ -22,6 +24,8 @@ FORMATS: dict[str, type[Source]] = {
     "imagefolder": ImageFolderSource,
     "idx": IdxSource,
     "npz": NpzSource,
+    "huggingface": HuggingFaceSource,
+    "webdataset": WebDatasetSource,
 }
 
 
@@ -43,7 +47,11 @@ def open_source(
 
     Args:
         uri: any fsspec URL (``/path``, ``file://``, ``s3://bucket/prefix``, ``memory://``, ...).
-        format: ``"auto"`` (by extension / directory contents) or one of :data:`FORMATS`.
+        format: ``"auto"`` (by extension / directory contents) or one of :data:`FORMATS`: ``"parquet"``,
+            ``"huggingface"`` (a dataset repository: splits from file names, ClassLabel names),
+            ``"webdataset"`` (``.tar`` shards; a brace pattern such as ``shard-{000..099}.tar``),
+            ``"imagefolder"``, ``"idx"``, ``"npz"``. A folder holding ``data/`` or
+            ``{split}-XXXXX-of-XXXXX.parquet`` files is read as a Hugging Face repository.
         image_column, label_column, group_column, split_column: column (Parquet) or array (npz) names.
         class_names: the class list (index = class id); default: derived from the labels.
         image_shape: (C, H, W) or (H, W) for flat numeric image columns whose shape is not recorded.
@@ -83,15 +91,23 @@ def _detect(loc: Location) -> str:
     name = loc.path.rstrip("/").rsplit("/", 1)[-1].lower()
     if name.endswith(".npz"):
         return "npz"
+    if name.endswith(".tar") or is_shard_pattern(loc.path):
+        return "webdataset"
     if name.endswith((".parquet", ".parq", ".pq")) or any(c in loc.path for c in "*?["):
         return "parquet"
     if "-ubyte" in name or "idx3" in name:
         return "idx"
     with loc.translating():
         entries = loc.fs.ls(loc.path, detail=True)
-    names = [e["name"].rstrip("/").rsplit("/", 1)[-1].lower() for e in entries]
+    names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries]
+    dirs = [n for n, e in zip(names, entries, strict=True) if e["type"] == "directory"]
+    names = [n.lower() for n in names]
+    if looks_like_repository(names, dirs) and _holds_parquet(loc):
+        return "huggingface"
     if any(n.endswith((".parquet", ".parq", ".pq")) for n in names):
         return "parquet"
+    if any(n.endswith(".tar") for n in names):
+        return "webdataset"
     if any("idx3-ubyte" in n for n in names):
         return "idx"
     if any(e["type"] == "directory" for e in entries):
@@ -103,3 +119,9 @@ def _detect(loc: Location) -> str:
     raise SchemaError(
         "cannot detect the dataset format; pass format=", uri=loc.uri, available=tuple(sorted(names))[:20]
     )
+
+
+def _holds_parquet(loc: Location) -> bool:
+    """Whether any Parquet file lies below the folder (a class folder named ``data`` holds images)."""
+    with loc.translating():
+        return any(p.lower().endswith((".parquet", ".parq", ".pq")) for p in loc.fs.find(loc.path))

@@ -44,6 +44,7 @@ class ConnectorError(Exception):
         row: the global row id of the offending example, or None.
         column: the column (or array / field) involved, or None.
         value: a short ``repr`` of the offending value, or None.
+        member: the entry inside ``file`` (a tar member of a WebDataset shard), or None.
     """
 
     def __init__(
@@ -55,12 +56,14 @@ class ConnectorError(Exception):
         row: int | None = None,
         column: str | None = None,
         value: Any = None,
+        member: str | None = None,
     ) -> None:
         self.message = message
         self.uri = uri
         self.file = file
         self.row = row
         self.column = column
+        self.member = member
         # Keep the value short and printable: it ends up in logs and reports.
         self.value = None if value is None else _short_repr(value)
         super().__init__(self._format())
@@ -76,6 +79,7 @@ class ConnectorError(Exception):
             for name, val in (
                 ("uri", self.uri),
                 ("file", self.file),
+                ("member", self.member),
                 ("row", self.row),
                 ("column", self.column),
                 ("value", self.value),

@@ -221,7 +221,7 @@ class LabelEncoder:
             bad = np.flatnonzero(ids < 0)
             message = "label is not in the class list"
         else:
-            ids = raw.astype(np.int64, copy=False)
+            ids = np.array(raw, dtype=np.int64)  # a copy: Arrow's zero-copy buffers are read-only
             bad = np.flatnonzero((ids < 0) | (ids >= len(self.class_names)))
             message = f"label outside the class list 0..{len(self.class_names) - 1}"
         if bad.size:

@@ -21,7 +21,9 @@ from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
 
 ArrayLike = np.ndarray | torch.Tensor
-HOLDOUT_SPLITS = ("test", "holdout", "validation", "val")
+TEST_SPLITS = ("test", "holdout")  # the holdout when present
+VALIDATION_SPLITS = ("validation", "val", "valid", "dev")  # the validation set next to a test split, else the holdout
+HOLDOUT_SPLITS = TEST_SPLITS + VALIDATION_SPLITS
 MAX_PIXEL = 1e6  # beyond it the float32 mean/std of the training set lose their meaning
 MAX_CLASSES = 65_536  # class ids are 0..K-1; a larger id is a wrong column, not a class
 
@@ -172,6 +174,8 @@ class RawData:
     source: dict[str, Any]
     test_groups: np.ndarray | None = None
     group_column: str | None = None
+    validation_images: Images | None = None  # the source's own validation split, when it has a test split
+    validation_labels: torch.Tensor | None = None
 
 
 def load_source(
@@ -210,10 +214,17 @@ def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, s
     with translated_errors():
         schema = src.schema
         splits = splits_to_read(schema)
-        if len(splits) == 2:
-            train_split, holdout = splits
+        validation = None
+        if len(splits) >= 2:
+            train_split, holdout = splits[0], splits[1]
             train, test = read(src, train_split), read(src, holdout)
-            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout}
+            split_record: dict[str, Any] = {"train": train_split, "holdout": holdout,
+                                            "train_rows": len(train), "holdout_rows": len(test)}
+            if len(splits) == 3:
+                validation = read(src, splits[2])
+                split_record.update(validation=splits[2], validation_rows=len(validation))
+            elif holdout in VALIDATION_SPLITS:
+                split_record["note"] = f"no test split: the source's {holdout!r} split is the holdout"
         else:
             everything = read(src, None)
             plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
@@ -224,15 +235,30 @@ def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, s
         to_stored_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
         tuple(schema.class_names), source_record(src, split_record),
         test_groups=test.groups, group_column=schema.group_column,
+        validation_images=None if validation is None else to_stored_images(validation.images, "validation images"),
+        validation_labels=None if validation is None else torch.from_numpy(
+            np.asarray(validation.labels, dtype=np.int64)),
     )
 
 
 def splits_to_read(schema: connectors.SourceSchema) -> list[str | None]:
-    """[train split, holdout split] when the source has a holdout split (test, validation, ...), else [None]."""
-    holdout = next((s for s in (schema.splits or ()) if s in HOLDOUT_SPLITS), None)
-    if holdout is None:
+    """[train, holdout] or [train, holdout, validation] split names, or [None] without a holdout split.
+
+    ``test`` (or ``holdout``) is the holdout; a ``validation`` (or ``val``) split next to it becomes the
+    validation set; with no test split the validation split is the holdout.
+    """
+    names = schema.splits or ()
+    test = next((s for s in TEST_SPLITS if s in names), None)
+    validation = next((s for s in VALIDATION_SPLITS if s in names), None)
+    if test is None and validation is None:
         return [None]
-    return [next((s for s in schema.splits or () if s not in HOLDOUT_SPLITS), None), holdout]
+    train = "train" if "train" in names else next((s for s in names if s not in HOLDOUT_SPLITS), None)
+    if train is None:  # reading "all rows" would train on the holdout
+        raise DataError(f"the source has no training split, only {', '.join(names)}; add a train split, or read "
+                        "one split as the whole source", field="source")
+    if test is None:
+        return [train, validation]
+    return [train, test] if validation is None else [train, test, validation]
 
 
 def source_record(src: connectors.Source, split: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,16 +313,21 @@ def prepare(raw: RawData, *, zca: bool) -> PreparedData:
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""  # a bounded message
         raise DataError(f"classes {empty[:10]}{more} have no training examples", field="labels")
     train, test = as_stored(raw.train_images), as_stored(raw.test_images)
+    val = None if raw.validation_images is None else as_stored(raw.validation_images)
     norm = channel_statistics(train)
-    train, test = train.normalised(norm.mean, norm.std), test.normalised(norm.mean, norm.std)
     whitening = None
     if zca:
-        whitening = ZCAWhitening.fit(batches(train, STATS_BATCH))
-        train, test = train.normalised(norm.mean, norm.std, whitening), test.normalised(norm.mean, norm.std, whitening)
+        whitening = ZCAWhitening.fit(batches(train.normalised(norm.mean, norm.std), STATS_BATCH))
+    train, test = train.normalised(norm.mean, norm.std, whitening), test.normalised(norm.mean, norm.std, whitening)
+    val_x = None if val is None else val.normalised(norm.mean, norm.std, whitening)
     k = len(raw.class_names)
+    validation = None
+    if val_x is not None and raw.validation_labels is not None:
+        validation = LabelledImages(val_x, raw.validation_labels, k)
     return PreparedData(
         LabelledImages(train, raw.train_labels, k), LabelledImages(test, raw.test_labels, k),
         raw.class_names, norm, whitening, test_groups=raw.test_groups, group_column=raw.group_column,
+        validation=validation,
     )
 
 

@@ -62,6 +62,7 @@ class ScanResult:
     dtype: str
     stored_bytes: int
     fingerprint: str
+    class_names: tuple[str, ...] | None = None  # names the files record (a Hugging Face ClassLabel)
 
 
 class Source(ABC):
@@ -175,7 +176,8 @@ class Source(ABC):
     def _build_schema(self) -> tuple[SourceSchema, LabelEncoder]:
         opts = self.options
         scan = self._scan()
-        names = scan.stats.class_names(opts.class_names, uri=self.location.uri, column=opts.label_column)
+        given = opts.class_names if opts.class_names is not None else scan.class_names
+        names = scan.stats.class_names(given, uri=self.location.uri, column=opts.label_column)
         encoder = LabelEncoder(names, bool(scan.stats.string_labels), opts.label_column)
         splits, split_counts = scan.stats.split_info()
         schema = SourceSchema(

@@ -25,6 +25,7 @@ from connectors.sources._decode import decode_images
 from connectors.sources.base import RawChunk, ScanResult, Source
 
 SHAPE_METADATA_KEY = b"pad:image_shape"
+HF_METADATA_KEY = b"huggingface"
 _GLOB_CHARS = "*?["
 
 
@@ -134,7 +135,7 @@ class ParquetSource(Source):
                     labels = _labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column)
                     stats.add(
                         labels,
-                        _opt(rb, opts.split_column, group.file, loc.uri),
+                        self._splits(rb, group.file),
                         _opt(rb, opts.group_column, group.file, loc.uri),
                         uri=loc.uri,
                         file=loc.display(group.file),
@@ -161,7 +162,24 @@ class ParquetSource(Source):
             shape, dtype = tuple(img.shape[1:]), img.dtype.name
         with loc.translating():
             digest, stored = fingerprint(loc.fs, files, loc.path)
-        return ScanResult(stats, shape, dtype, stored, digest)
+        return ScanResult(stats, shape, dtype, stored, digest, self._recorded_class_names())
+
+    def _file_split(self, path: str) -> str | None:
+        """The split every row of ``path`` belongs to, when the layout names it (None: a split column)."""
+        return None
+
+    def _splits(self, rb: pa.RecordBatch, path: str) -> np.ndarray | None:
+        named = self._file_split(path)
+        if named is not None:
+            return np.full(rb.num_rows, named, dtype=object)
+        return _opt(rb, self.options.split_column, path, self.location.uri)
+
+    def _recorded_class_names(self) -> tuple[str, ...] | None:
+        """The label column's class names from the Hugging Face ``ClassLabel`` feature, if recorded."""
+        feature = hf_features(self._arrow_schema()).get(self.options.label_column)
+        if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" and feature.get("names"):
+            return tuple(str(n) for n in feature["names"])
+        return None
 
     def _iter_raw(self, batch_size: int, start: int, stop: int, split: str | None) -> Iterator[RawChunk]:
         opts, loc = self.options, self.location
@@ -169,6 +187,8 @@ class ParquetSource(Source):
         for group in self._row_groups():
             if group.start + group.num_rows <= start or group.start >= stop:
                 continue  # whole row group outside the requested range: not read at all
+            if split is not None and self._file_split(group.file) not in (None, split):
+                continue  # a file of another split (split from the file name): not read at all
             row = group.start
             # use_threads=False: Arrow's threaded scanner reads ahead (~10 MB measured for 1024-row row
             # groups of 28x28 images); single-threaded scanning keeps the peak at one batch.
@@ -185,7 +205,7 @@ class ParquetSource(Source):
                         images=self._images(rb.column(opts.image_column), row_ids, group.file),
                         labels=_labels(rb.column(opts.label_column), group.file, loc.uri, opts.label_column),
                         groups=_opt(rb, opts.group_column, group.file, loc.uri),
-                        splits=_opt(rb, opts.split_column, group.file, loc.uri),
+                        splits=self._splits(rb, group.file),
                         row_ids=row_ids,
                         file=loc.display(group.file),
                     )
@@ -242,7 +262,8 @@ class ParquetSource(Source):
                     column=name,
                     available=tuple(f.name for f in typ),
                 )
-            arr, typ = arr.field("bytes"), typ.field("bytes").type
+            blobs = self._struct_blobs(arr, file)
+            return decode_images(blobs, row_ids, uri=uri, file=shown, column=name, max_bytes=self.options.memory_limit)
         if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
             blobs = arr.to_pylist()
             return decode_images(blobs, row_ids, uri=uri, file=shown, column=name, max_bytes=self.options.memory_limit)
@@ -259,6 +280,51 @@ class ParquetSource(Source):
         if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
             return self._nested(arr, row_ids, shown)
         raise SchemaError(f"image column has unsupported type {typ}", uri=uri, column=name)
+
+    def _struct_blobs(self, arr: pa.StructArray, file: str) -> list[bytes | None]:
+        """Encoded bytes of a Hugging Face ``Image`` struct; rows stored as a path only are fetched.
+
+        A path is read relative to the shard's folder, then to the source's root (``datasets`` records
+        paths relative to the repository); paths with ``..`` or outside the source are refused.
+        """
+        blobs: list[bytes | None] = arr.field("bytes").to_pylist()
+        if None not in blobs or arr.type.get_field_index("path") < 0:
+            return blobs
+        loc = self.location
+        paths = arr.field("path").to_pylist()
+        wanted = {
+            i: self._image_path(p, file) for i, (b, p) in enumerate(zip(blobs, paths, strict=True)) if b is None and p
+        }
+        if wanted:
+            with loc.translating(next(iter(wanted.values()))):
+                fetched = loc.fs.cat(sorted(set(wanted.values())), on_error="raise")
+            for i, path in wanted.items():
+                blobs[i] = fetched[path]
+        return blobs
+
+    def _image_path(self, recorded: str, file: str) -> str:
+        root = self.location.path.rstrip("/")
+        parts = recorded.replace("\\", "/").split("/")
+        if ".." in parts or recorded.startswith("/") or "://" in recorded:
+            raise DataValidationError(
+                "image path must be relative to the dataset, without '..'",
+                uri=self.location.uri,
+                file=self.location.display(file),
+                column=self.options.image_column,
+                value=recorded,
+            )
+        for base in (file.rsplit("/", 1)[0], root):
+            candidate = f"{base}/{recorded}"
+            with self.location.translating(candidate):
+                if self.location.fs.isfile(candidate):
+                    return candidate
+        raise SourceNotFoundError(
+            "image file named by the image column's path not found",
+            uri=self.location.uri,
+            file=self.location.display(file),
+            column=self.options.image_column,
+            value=recorded,
+        )
 
     def _nested(self, arr: pa.Array, row_ids: np.ndarray, file: str) -> np.ndarray:
         dims: list[int] = []
@@ -311,6 +377,18 @@ class ParquetSource(Source):
         meta = self._arrow_schema().metadata or {}
         raw = meta.get(SHAPE_METADATA_KEY)
         return tuple(json.loads(raw)) if raw else None
+
+
+def hf_features(schema: pa.Schema) -> dict[str, object]:
+    """The ``datasets`` features recorded in a Parquet schema's ``huggingface`` metadata ({} if none)."""
+    raw = (schema.metadata or {}).get(HF_METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        features = json.loads(raw).get("info", {}).get("features", {})
+    except (ValueError, AttributeError):
+        return {}  # unreadable metadata is ignored: it only names classes
+    return features if isinstance(features, dict) else {}
 
 
 def _hidden(path: str) -> bool:

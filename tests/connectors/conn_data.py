@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ def build(layout: str, fs: AbstractFileSystem, root: str, n: int = 45) -> Expect
     """Write ``layout`` under ``root`` on ``fs``; return what a reader must see."""
     labels = np.arange(n) % len(CLASSES)
     fs.makedirs(root, exist_ok=True)
+    if layout in EXTRA_LAYOUTS:
+        return EXTRA_LAYOUTS[layout](fs, root, labels)
     if layout == "parquet_png":  # two shards, string labels, a group column, PNG bytes
         images = make_images(n, (1, 8, 8))
         groups = np.array(["eu", "us", "asia"])[(np.arange(n) // 5) % 3]
@@ -143,4 +146,62 @@ def build(layout: str, fs: AbstractFileSystem, root: str, n: int = 45) -> Expect
     raise ValueError(layout)
 
 
-LAYOUTS = ("parquet_png", "parquet_hf", "parquet_array", "imagefolder", "idx", "npz")
+def build_hf_repo(fs: AbstractFileSystem, root: str, labels: np.ndarray) -> Expected:
+    """A Hugging Face repository written by `datasets`: data/{split}-XXXXX-of-XXXXX.parquet."""
+    n = len(labels)
+    images = make_images(n, (3, 4, 6))
+    n_train = n - 9
+    for split, sl, shards in (("train", slice(0, n_train), 2), ("test", slice(n_train, n), 1)):
+        dataset = hf_dataset(images[sl], labels[sl], CLASSES)
+        for i in range(shards):
+            path = f"{root}/data/{split}-{i:05d}-of-{shards:05d}.parquet"
+            fs.makedirs(f"{root}/data", exist_ok=True)
+            fs.pipe_file(path, hf_parquet(dataset.shard(shards, i, contiguous=True)))
+    return Expected(images, labels, CLASSES, splits={"train": n_train, "test": n - n_train})
+
+
+def build_webdataset(fs: AbstractFileSystem, root: str, labels: np.ndarray) -> Expected:
+    """Three tar shards read through a brace pattern; .cls and .json labels."""
+    n = len(labels)
+    images = make_images(n, (3, 5, 4))
+    per = -(-n // 3)
+    for s in range(3):
+        members: list[tuple[str, bytes]] = []
+        for i in range(s * per, min(n, (s + 1) * per)):
+            label = (f"{i:06d}.cls", b"%d" % labels[i]) if s < 2 else (f"{i:06d}.json", b'{"label": %d}' % labels[i])
+            members += [(f"{i:06d}.png", png_bytes(images[i])), label]
+        fs.pipe_file(f"{root}/shard-{s:03d}.tar", tar_bytes(members))
+    return Expected(images, labels, ("0", "1", "2"), open_kwargs={"_file": "shard-{000..002}.tar"})
+
+
+EXTRA_LAYOUTS = {"hf_repo": build_hf_repo, "webdataset": build_webdataset}
+
+
+def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A tar archive holding ``members`` (name, bytes) in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def hf_dataset(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> Any:
+    """A `datasets.Dataset` with an ``Image`` and a ``ClassLabel`` feature, as the library builds it."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))})
+    rows = {"image": [{"bytes": png_bytes(x), "path": None} for x in images], "label": labels.tolist()}
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def hf_parquet(dataset: Any) -> bytes:
+    """The Parquet bytes that `datasets` writes for ``dataset`` (as in a repository's data/ folder)."""
+    buf = io.BytesIO()
+    dataset.to_parquet(buf)
+    return buf.getvalue()
+
+
+LAYOUTS = ("parquet_png", "parquet_hf", "parquet_array", "imagefolder", "idx", "npz", "hf_repo", "webdataset")

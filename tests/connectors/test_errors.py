@@ -263,7 +263,7 @@ def test_missing_backend_names_the_package() -> None:
 
 
 def test_unknown_format_lists_valid_ones(mem: Target) -> None:
-    with pytest.raises(SchemaError, match="valid: auto, parquet, imagefolder, idx, npz"):
+    with pytest.raises(SchemaError, match="valid: auto, parquet, imagefolder, idx, npz, huggingface, webdataset"):
         open_source(mem.uri, format="tfrecord")
 
 

@@ -45,6 +45,10 @@ def _environment(tmp: Path, s3: dict[str, str] | None) -> dict[str, str]:
         # Ray keeps its session files (and the address an embedded cluster records) in a short private path
         "RAY_TMPDIR": tempfile.mkdtemp(prefix="padray-"),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # the layouts page writes and reads repositories with `datasets`: never online, no progress bars
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     })
     (tmp / "home").mkdir(exist_ok=True)
     if s3 is not None:

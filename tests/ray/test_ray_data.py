@@ -111,3 +111,15 @@ def test_a_data_error_in_a_cluster_task_is_raised_as_itself(two_nodes: Any, tmp_
     with pytest.raises(DataError, match=r"classes \['one'\] have no training examples") as caught:
         runtime.prepare(outline, zca=False)
     assert "RayTaskError" not in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_an_export_reads_in_ray_data_as_it_is(ray_cluster: Any, tmp_path: Any) -> None:
+    import connectors
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((5, 1, 2, 3)).astype(np.float32)
+    connectors.write_condensed(str(tmp_path / "export"), images=images, labels=np.array([1, 0, 1, 0, 1]),
+                               class_names=["no", "yes"], soft_labels=rng.standard_normal((5, 2)).astype(np.float32))
+    rows = ray_cluster.data.read_parquet(str(tmp_path / "export" / "data.parquet")).take_all()
+    assert [int(r["label"]) for r in rows] == [1, 0, 1, 0, 1]
+    np.testing.assert_array_equal(np.stack([r["image"] for r in rows]), images.reshape(5, -1))

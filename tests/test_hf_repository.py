@@ -72,8 +72,8 @@ def test_validation_split_becomes_the_validation_set_next_to_a_test_split(digits
     data = prepare(raw, zca=True)
     assert data.validation is not None and data.zca is not None
     # normalised and whitened with the training statistics, as the holdout is
-    expected = data.zca.transform(data.normalisation.apply(raw.validation_images))
-    torch.testing.assert_close(data.validation.images, expected)
+    expected = data.zca.transform(data.normalisation.apply(raw.validation_images[:]))
+    torch.testing.assert_close(data.validation.images[:], expected)
     assert with_validation(data, 0.2, seed=0) is data  # the source's own split is kept, nothing carved
 
 

@@ -32,7 +32,7 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     splits_to_read,
 )
 from pad_sdk.errors import BudgetExceeded, BudgetExhausted, ConfigError, DataError, translated_errors
-from pad_sdk.estimate import Plan, estimate_run, format_seconds
+from pad_sdk.estimate import Plan, estimate_run, format_seconds, peak_rss_bytes
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Stages
@@ -245,6 +245,7 @@ def sweep(
         if stop is not None:
             stop["not_done"] += [f"ipc {c.ipc}" for c in run.configs[position + 1:]]
             stages.decisions["budget_stop"] = stop
+        stages.decisions["resources"] = {"peak_host_bytes": peak_rss_bytes()}
         results.append(_package(stages, synthetic, history, accuracy, total, run.raw, run.policy, strict, soft,
                                 context.cached_orders(cfg), estimate))
         if stop is not None:

@@ -127,6 +127,11 @@ def process_rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (``getrusage``; kilobytes on Linux)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 # Seconds measured in this process, by kind of work and what it depends on (see ``Calibration._median``).
 _MEASURED: dict[tuple[Any, ...], float] = {}
 _MEASURED_BYTES: dict[str, int] = {}  # unroll peak bytes, by the distillation's key

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -163,9 +162,9 @@ class Calibration:
         self.time_cap = time_cap
         self.seconds: dict[str, float] = {}
 
-    def _median(self, key: str, cfg: PadConfig, work: Callable[[], None], repeats: int | None = None) -> float:
-        """Median seconds of ``work`` after a warm-up run; measured once per process for the same network, data
-        shape and device (a sweep, or a pipeline's repeated calls, calibrate once)."""
+    def _timed(self, key: str, cfg: PadConfig, work: Callable[[], None], repeats: int | None = None) -> float:
+        """Seconds of ``work`` (the fastest of a few timings after a warm-up run); measured once per process for
+        the same network, data shape and device (a sweep, or a pipeline's repeated calls, calibrate once)."""
         shape = self.sample.train.image_shape
         full_key = (key, cfg.network.model_dump_json(), cfg.compute.model_dump_json(), shape,
                     self.sample.train.num_classes, str(self.device))
@@ -177,7 +176,8 @@ class Calibration:
                 began = time.perf_counter()
                 work()
                 times.append(time.perf_counter() - began)
-            _MEASURED[full_key] = statistics.median(times)
+            # the least-disturbed timing: on a shared machine the others include waits for other processes
+            _MEASURED[full_key] = min(times)
         self.seconds[key] = _MEASURED[full_key]
         return self.seconds[key]
 
@@ -199,7 +199,7 @@ class Calibration:
                 train_network(network, train.images[rows], train.labels[rows], recipe, generator=generator,
                               augment=stages.augment)
 
-        return self._median(f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]", cfg, step)
+        return self._timed(f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]", cfg, step)
 
     def forward_image(self, cfg: PadConfig) -> float:
         """Seconds per image of an inference pass (scoring the data, testing on the holdout)."""
@@ -209,7 +209,7 @@ class Calibration:
         def forward() -> None:
             predict_logits(network, train.images)
 
-        return self._median(f"forward[{len(train)} images]", cfg, forward) / len(train)
+        return self._timed(f"forward[{len(train)} images]", cfg, forward) / len(train)
 
     def distill_iteration(self, cfg: PadConfig) -> tuple[float, int]:
         """Seconds of one distillation iteration at ``cfg``'s IPC, and the unroll's peak bytes (as the run will
@@ -227,7 +227,7 @@ class Calibration:
             if unroll is not None:
                 _MEASURED_BYTES[key] = unroll.full_bytes if unroll.mode == "full" else unroll.recompute_bytes
 
-        seconds = self._median(key, cfg, iteration)
+        seconds = self._timed(key, cfg, iteration)
         return seconds, _MEASURED_BYTES.get(key, 0)
 
     def _distiller(self, cfg: PadConfig) -> tuple[Stages, Any]:
@@ -263,9 +263,15 @@ def expert_images(cfg: PadConfig, train: LabelledImages) -> int:
 def _eval_network(cal: Calibration, cfg: PadConfig, epochs: int, images: int, batch: int, augment: bool,
                   tested: int, architecture: str | None = None) -> float:
     """Seconds of one evaluation network: ``epochs`` over ``images`` at ``batch``, then a test on ``tested``."""
-    batch = min(batch, images)
-    steps = epochs * -(-images // batch)
-    return steps * cal.train_step(cfg, batch, augment, architecture) + tested * cal.forward_image(cfg)
+    return epochs * _epoch_seconds(cal, cfg, images, batch, augment, architecture) + tested * cal.forward_image(cfg)
+
+
+def _epoch_seconds(cal: Calibration, cfg: PadConfig, images: int, batch: int, augment: bool,
+                   architecture: str | None = None) -> float:
+    """One epoch over ``images`` at ``batch``: the full batches, and the last, partial one by its share."""
+    batch = max(1, min(batch, images))
+    full, rest = divmod(images, batch)
+    return (full + rest / batch) * cal.train_step(cfg, batch, augment, architecture)
 
 
 def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory: bool, evaluate: bool,
@@ -279,8 +285,7 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
     out: list[StageEstimate] = []
     if trajectory and cfg.experts.fiex != "off" and "scoring" not in shared:
         s = cfg.scoring
-        per_run = s.epochs * -(-n // min(s.batch_size, n)) * cal.train_step(cfg, s.batch_size, True) \
-            + n * cal.forward_image(cfg)
+        per_run = s.epochs * _epoch_seconds(cal, cfg, n, s.batch_size, True) + n * cal.forward_image(cfg)
         out.append(StageEstimate(stage="scoring", seconds=s.runs * per_run,
                                  work=f"{s.runs} runs x {s.epochs} epochs x {n:,} images"))
     iter_seconds, unroll_bytes = cal.distill_iteration(cfg) if trajectory else (0.0, 0)

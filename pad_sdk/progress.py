@@ -73,8 +73,11 @@ class Eta:
         stage = self.stage_remaining()
         if self.plan is None or stage is None:
             return stage
-        later = [s.seconds for s in self.plan.stages if s.stage not in self.seen and s.stage != "calibration"
-                 and STAGE_ORDER.index(s.stage) > STAGE_ORDER.index(self.stage or "calibration")]
+        if self.stage not in STAGE_ORDER:  # a method's own stage: no figures for what follows it
+            return stage
+        now = STAGE_ORDER.index(self.stage)
+        later = [s.seconds for s in self.plan.stages if s.stage not in self.seen and s.stage in STAGE_ORDER
+                 and STAGE_ORDER.index(s.stage) > now]
         return stage + sum(later)
 
 

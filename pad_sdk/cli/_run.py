@@ -186,6 +186,12 @@ def execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
         console.print(line, markup=False, highlight=False)
     out.print(f"export: {', '.join(uris)}\nreport: {written['json']}\nreport: {written['html']}",
               markup=False, highlight=False)
+    if report.estimate is not None:
+        est = report.estimate
+        out.print(f"estimated {est.estimated_total_s:,.0f} s, took {est.actual_total_s:,.0f} s; peak memory estimated "
+                  f"{est.estimated_peak_host_bytes / 2**20:,.0f} MiB, measured "
+                  f"{(est.actual_peak_host_bytes or 0) / 2**20:,.0f} MiB (per stage: report.html)",
+                  markup=False, highlight=False)
     partial = next((r for r in results if r.partial), None)
     if partial is not None:
         stop = partial.decisions["budget_stop"]

@@ -85,7 +85,8 @@ def child(name: str) -> dict[str, Any]:
 
 def run(cases: list[str]) -> Path:
     at_commit = commit()
-    rows = []
+    path = RESULTS / "estimate.json"
+    rows: list[dict[str, Any]] = []
     for name in cases:
         load_before = round(os.getloadavg()[0], 2)
         env = {**os.environ, **(RAY_ENV if CASES[name][4] == "ray" else {})}
@@ -93,18 +94,18 @@ def run(cases: list[str]) -> Path:
                               capture_output=True, text=True, check=False, env=env)
         line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("{")), None)
         if done.returncode != 0 or line is None:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"case {name} failed (exit {done.returncode})")
+            print(f"case {name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+            continue
         row = json.loads(line)
         row["load_average_before"], row["load_average_after"] = load_before, round(os.getloadavg()[0], 2)
         row["time_error"] = round(row["estimated_s"] / row["actual_s"] - 1, 3)
         row["memory_error"] = round(row["estimated_peak_host_mib"] / row["actual_peak_host_mib"] - 1, 3)
         rows.append(row)
+        # written after every case, so that a run cut short keeps the cases it finished
+        path.write_text(json.dumps({**stamp(at_commit=at_commit), "rows": rows}, indent=2) + "\n")
         print(f"{name}: estimated {row['estimated_s']} s vs {row['actual_s']} s ({row['time_error']:+.0%}); "
               f"peak {row['estimated_peak_host_mib']} vs {row['actual_peak_host_mib']} MiB "
               f"({row['memory_error']:+.0%}); load {load_before} -> {row['load_average_after']}", flush=True)
-    path = RESULTS / "estimate.json"
-    path.write_text(json.dumps({**stamp(at_commit=at_commit), "rows": rows}, indent=2) + "\n")
     return path
 
 

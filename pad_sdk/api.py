@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 import connectors
 import policies
+from pad_sdk.budget import arm_guard, broken_budgets, refuse_over_budget, stop_record, stopped_before_set
 from pad_sdk.config import PadConfig, config_error, validate_config
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used before data.py)
@@ -31,8 +32,8 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     source_record,
     splits_to_read,
 )
-from pad_sdk.errors import BudgetExceeded, BudgetExhausted, ConfigError, DataError, translated_errors
-from pad_sdk.estimate import Plan, estimate_run, format_seconds, peak_rss_bytes
+from pad_sdk.errors import BudgetExhausted, ConfigError, DataError, translated_errors
+from pad_sdk.estimate import Plan, estimate_run, peak_rss_bytes
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Stages
@@ -159,7 +160,7 @@ def plan(
         if callable(shutdown) and isinstance(runtime, str):  # a runtime made here, not the caller's
             shutdown()
     over = [{"budget": name, "limit": limit, "estimate": value} for name, limit, value, _unit in
-            _budget_checks(estimate, run.policy)]
+            broken_budgets(estimate, run.policy)]
     cuts = tuple(estimate.suggested_cuts()) if over else ()
     return estimate.model_copy(update={"over_budget": tuple(over), "cuts": cuts})
 
@@ -213,8 +214,8 @@ def sweep(
     estimate = _estimate(run, evaluate, prices, trajectory_store)
     log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
              peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
-    _refuse_over_budget(estimate, run.policy, force)
-    _arm(guard, run.policy, estimate, prices)
+    refuse_over_budget(estimate, run.policy, force)
+    arm_guard(guard, run.policy, estimate, prices)
     if on_event is not None:  # progress sinks take their remaining-time figures from it until a stage has a pace
         on_event("plan", 0, 0, plan=estimate)
 
@@ -230,15 +231,15 @@ def sweep(
         try:
             synthetic, history, experts = _condense(run.engine, run.chosen, run.trajectory, context, stages)
         except BudgetExhausted as exc:
-            raise _stopped_before_set(exc, guard, cfg, trajectory_store, run.configs[position + 1:]) from None
-        accuracy, stop = None, _budget_stop(stages.stopped, guard)
+            raise stopped_before_set(exc, guard, cfg, trajectory_store, run.configs[position + 1:]) from None
+        accuracy, stop = None, stop_record(stages.stopped, guard)
         if stop is None:
             try:
                 synthetic, soft = _check_subsets(stages, synthetic, experts, fallback, run.trajectory)
                 accuracy = _evaluate(run.engine, stages, synthetic, full_data) if evaluate else None
             except BudgetExhausted as exc:
                 soft = stages.config.distill.soft_labels and run.trajectory
-                stop = _budget_stop(exc, guard)
+                stop = stop_record(exc, guard)
         else:
             soft = stages.config.distill.soft_labels and run.trajectory
         total = time.perf_counter() - (started if not results else run_started)
@@ -318,80 +319,6 @@ def _estimate(run: _Run, evaluate: bool, prices: Prices, trajectory_store: str |
     return estimate_run(run.configs, lambda cfg: Stages(cfg, run.context(cfg).data), trajectory=run.trajectory,
                         evaluate=evaluate, runtime=run.engine.name, prices=prices,
                         source_bytes=stored if isinstance(stored, int) else None, trajectory_store=trajectory_store)
-
-
-def _budget_checks(estimate: Plan, run_policy: policies.RunPolicy | None) -> list[tuple[str, float, float, str]]:
-    """(budget, limit, estimate, unit) of every budget the estimate breaks."""
-    if run_policy is None:
-        return []
-    budget, broken = run_policy.budget, []
-    if budget.max_wall_time_s is not None and estimate.seconds > budget.max_wall_time_s:
-        broken.append(("budget.max_wall_time_s", budget.max_wall_time_s, estimate.seconds, "s"))
-    if (budget.max_compute_cost is not None and budget.currency == estimate.currency
-            and estimate.cost > budget.max_compute_cost):
-        broken.append(("budget.max_compute_cost", budget.max_compute_cost, estimate.cost, f" {estimate.currency}"))
-    return broken
-
-
-def _refuse_over_budget(estimate: Plan, run_policy: policies.RunPolicy | None, force: bool) -> None:
-    """Refuse a run whose estimate breaks its budget, before any training (``force`` runs it, with a warning)."""
-    broken = _budget_checks(estimate, run_policy)
-    if not broken:
-        return
-    name, limit, value, unit = broken[0]
-    if force:
-        log.warning("run.over_budget_forced", budget=name, limit=limit, estimate=round(value, 4))
-        return
-    tips = estimate.suggested_cuts()
-    shown = format_seconds(value) if unit == "s" else f"{value:,.4f}{unit}"
-    limit_shown = format_seconds(limit) if unit == "s" else f"{limit:,.4f}{unit}"
-    raise BudgetExceeded(
-        f"the run is estimated at {shown}, over {name} = {limit_shown} ({estimate.line()}). To fit, cut: "
-        + "; ".join(tips) + ". Or run it anyway with force=True (--force).",
-        budget=name, limit=limit, estimate=value, plan=estimate, suggestions=tips)
-
-
-def _arm(guard: BudgetGuard, run_policy: policies.RunPolicy | None, estimate: Plan, prices: Prices) -> None:
-    """Set the guard's limits from the policy's budget (the clock already runs since the call began)."""
-    guard.planned = [s.stage for s in estimate.stages if s.stage != "calibration"]
-    if run_policy is None:
-        return
-    budget = run_policy.budget
-    guard.max_wall_time_s = budget.max_wall_time_s
-    guard.max_iterations = budget.max_iterations
-    if budget.currency == prices.currency:
-        guard.max_compute_cost = budget.max_compute_cost
-    guard.hour_price = prices.hour_price(estimate.hardware)
-
-
-_LATER = ("scoring", "experts", "probes", "distillation", "subset_check", "evaluation", "full_reference")
-
-
-def _budget_stop(exc: BudgetExhausted | None, guard: BudgetGuard) -> dict[str, Any] | None:
-    """What a budget stop left undone, for the result's ``decisions["budget_stop"]`` (None: no stop)."""
-    if exc is None:
-        return None
-    stopped_in = exc.stage
-    done = [d for d in guard.stages_done if d != stopped_in]
-    planned = guard.planned
-    later = planned[planned.index(stopped_in) + 1:] if stopped_in in planned else []
-    not_done = [f"{stopped_in} (stopped part-way)", *(s for s in later if s not in done)]
-    return {"budget": exc.budget, "limit": exc.limit, "spent": exc.estimate, "stage": stopped_in,
-            "done": done, "not_done": not_done, "message": str(exc)}
-
-
-def _stopped_before_set(exc: BudgetExhausted, guard: BudgetGuard, cfg: PadConfig, store: str | None,
-                        rest: list[PadConfig]) -> BudgetExhausted:
-    """The budget ran out before a condensed set existed: an error that says what is kept and what is not."""
-    stop = _budget_stop(exc, guard)
-    assert stop is not None
-    not_done = [*stop["not_done"], *(f"ipc {c.ipc}" for c in rest)]
-    kept = (f"finished experts are kept in the trajectory store {store}: rerun with the same store to resume"
-            if store else "nothing is kept (pass trajectory_store / --trajectory-store to keep finished experts)")
-    return BudgetExhausted(
-        f"{exc}; ipc {cfg.ipc}: done {', '.join(stop['done']) or 'nothing'}; not done {', '.join(not_done)}; "
-        f"{kept}", budget=exc.budget, limit=exc.limit, estimate=exc.estimate, stage=exc.stage,
-        done=tuple(stop["done"]), not_done=tuple(not_done), checkpoint=store)
 
 
 def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_policy: policies.RunPolicy | None,

@@ -3,6 +3,7 @@
 The names a pipeline needs::
 
     import pad_sdk
+    pad_sdk.plan(images, labels, ipc=10).line()               # what it will cost, before spending it
     result = pad_sdk.distill(images, labels, ipc=10)          # or pad_sdk.distill("s3://bucket/data/")
     result.accuracy.condensed.mean, result.verdict, result.save("s3://bucket/condensed/")
     condensed = pad_sdk.load_condensed("s3://bucket/condensed/")
@@ -10,10 +11,13 @@ The names a pipeline needs::
     loader = torch.utils.data.DataLoader(condensed.dataset(), batch_size=128)
 """
 
-from pad_sdk.api import distill, sweep
+from pad_sdk.api import distill, plan, sweep
 from pad_sdk.compare import compare
 from pad_sdk.config import PadConfig
 from pad_sdk.errors import (
+    BudgetError,
+    BudgetExceeded,
+    BudgetExhausted,
     ConfigError,
     ConnectorError,
     DataError,
@@ -24,6 +28,7 @@ from pad_sdk.errors import (
     TrajectoryStoreError,
     WorkerError,
 )
+from pad_sdk.estimate import Plan
 from pad_sdk.exports import evaluate_export
 from pad_sdk.presets import available_presets, preset_config
 from pad_sdk.result import AccuracyReport, CondensedDataset, CondensedSet, DistillResult, load_condensed
@@ -32,6 +37,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccuracyReport",
+    "BudgetError",
+    "BudgetExceeded",
+    "BudgetExhausted",
     "CondensedDataset",
     "CondensedSet",
     "ConfigError",
@@ -41,6 +49,7 @@ __all__ = [
     "DistillationError",
     "PadConfig",
     "PadError",
+    "Plan",
     "PolicyError",
     "PolicyViolation",
     "TrajectoryStoreError",
@@ -51,6 +60,7 @@ __all__ = [
     "distill",
     "evaluate_export",
     "load_condensed",
+    "plan",
     "preset_config",
     "sweep",
 ]

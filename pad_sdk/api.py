@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 import torch
+from pydantic import ValidationError
 
 import connectors
 import policies
-from pad_sdk.config import PadConfig, validate_config
+from pad_sdk.budget import arm_guard, broken_budgets, refuse_over_budget, stop_record, stopped_before_set
+from pad_sdk.config import PadConfig, config_error, validate_config
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used before data.py)
     ArrayLike,
@@ -29,12 +32,15 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     source_record,
     splits_to_read,
 )
-from pad_sdk.errors import ConfigError, DataError, translated_errors
+from pad_sdk.errors import BudgetExhausted, ConfigError, DataError, translated_errors
+from pad_sdk.estimate import Plan, estimate_run, peak_rss_bytes
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Stages
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.probes import probe_settings, subset_as_set, subset_check
+from pad_sdk.progress import BudgetGuard, chain
+from pad_sdk.reports.cost import Prices
 from pad_sdk.result import AccuracyReport, CondensedSet, DistillResult
 from pad_sdk.runtime import LocalRuntime, Runtime, resolve_runtime
 
@@ -112,6 +118,53 @@ def distill(
     return sweep(source, labels, ipcs=None if ipc is None else [ipc], **kwargs)[0]
 
 
+def plan(
+    source: str | connectors.Source | ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    ipc: int | None = None,
+    ipcs: list[int] | None = None,
+    preset: str = "cpu-small",
+    overrides: Mapping[str, Any] | None = None,
+    config: PadConfig | Mapping[str, Any] | None = None,
+    policy: policies.RunPolicy | Mapping[str, Any] | str | None = None,
+    test_images: ArrayLike | None = None,
+    test_labels: ArrayLike | None = None,
+    class_names: tuple[str, ...] | None = None,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    trajectory_store: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    evaluate: bool = True,
+    runtime: Runtime | str | None = None,
+    method: str = "pad",
+    fallback: str = "none",
+    prices: Prices | Mapping[str, Any] | None = None,
+    **source_options: Any,
+) -> Plan:
+    """Estimate what :func:`distill` (``ipc``) or :func:`sweep` (``ipcs``) would cost with these arguments, without
+    training: per stage and in total the seconds, peak host (and device) memory, bytes read and written, and money
+    at ``prices``, from a few timed batches of the real network on the real data shape. Also returns when the
+    estimate breaks the policy's budget (``Plan.over_budget`` lists it)."""
+    if ipc is not None and ipcs is not None:
+        raise ConfigError("give ipc (one) or ipcs (several), not both", field="ipcs")
+    run = _setup(source, labels, ipcs=[ipc] if ipc is not None else ipcs, preset=preset, overrides=overrides,
+                 config=config, policy=policy, test_images=test_images, test_labels=test_labels,
+                 class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
+                 trajectory_store=trajectory_store, storage_options=storage_options, on_event=None, runtime=runtime,
+                 method=method, fallback=fallback, source_options=source_options)
+    try:
+        estimate = _estimate(run, evaluate, _prices(prices), trajectory_store)
+    finally:
+        shutdown = getattr(run.engine, "shutdown", None)
+        if callable(shutdown) and isinstance(runtime, str):  # a runtime made here, not the caller's
+            shutdown()
+    over = [{"budget": name, "limit": limit, "estimate": value} for name, limit, value, _unit in
+            broken_budgets(estimate, run.policy)]
+    cuts = tuple(estimate.suggested_cuts()) if over else ()
+    return estimate.model_copy(update={"over_budget": tuple(over), "cuts": cuts})
+
+
 def sweep(
     source: str | connectors.Source | ArrayLike,
     labels: ArrayLike | None = None,
@@ -134,13 +187,100 @@ def sweep(
     runtime: Runtime | str | None = None,
     method: str = "pad",
     fallback: str = "none",
+    prices: Prices | Mapping[str, Any] | None = None,
+    force: bool = False,
     **source_options: Any,
 ) -> list[DistillResult]:
     """Condense the same data at several IPCs; scoring and experts are computed once and shared.
 
     Returns one :class:`DistillResult` per IPC, in the order given. Arguments as for :func:`distill`.
+
+    Before any training the run is estimated (:func:`plan`; logged as ``run.estimate`` and kept in each result's
+    ``estimate``). When the estimate breaks the policy's ``budget.max_wall_time_s`` or ``max_compute_cost``
+    (priced with ``prices``, a :class:`pad_sdk.reports.Prices` or its fields) the run is refused with
+    :class:`BudgetExceeded` naming what to cut, unless ``force=True``. During the run the budget (and
+    ``budget.max_iterations``) is checked between epochs and iterations: a run stopped in distillation or
+    evaluation returns its results so far, the last one partial (``decisions["budget_stop"]`` says what was not
+    done); one stopped earlier raises :class:`BudgetExhausted` (finished experts stay in ``trajectory_store``).
     """
     started = time.perf_counter()
+    guard = BudgetGuard()  # its limits are set from the policy once it is read; its clock starts now
+    run = _setup(source, labels, ipcs=ipcs, preset=preset, overrides=overrides, config=config, policy=policy,
+                 test_images=test_images, test_labels=test_labels, class_names=class_names,
+                 holdout_fraction=holdout_fraction, seed=seed, trajectory_store=trajectory_store,
+                 storage_options=storage_options, on_event=chain(on_event, guard), runtime=runtime, method=method,
+                 fallback=fallback, source_options=source_options)
+    prices = _prices(prices)
+    estimate = _estimate(run, evaluate, prices, trajectory_store)
+    log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
+             peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
+    refuse_over_budget(estimate, run.policy, force)
+    arm_guard(guard, run.policy, estimate, prices)
+    if on_event is not None:  # progress sinks take their remaining-time figures from it until a stage has a pace
+        on_event("plan", 0, 0, plan=estimate)
+
+    full_data: dict[str, Any] = {}  # full-data reference evaluations, per data and evaluation settings
+    results: list[DistillResult] = []
+    for position, cfg in enumerate(run.configs):
+        run_started = time.perf_counter()
+        context = run.context(cfg)
+        stages = Stages(cfg, context.data, on_event=context.on_event)
+        log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(context.data.train),
+                 holdout=len(context.data.test), classes=context.data.train.num_classes,
+                 image_shape=context.data.train.image_shape)
+        try:
+            synthetic, history, experts = _condense(run.engine, run.chosen, run.trajectory, context, stages)
+        except BudgetExhausted as exc:
+            raise stopped_before_set(exc, guard, cfg, trajectory_store, run.configs[position + 1:]) from None
+        accuracy, stop = None, stop_record(stages.stopped, guard)
+        if stop is None:
+            try:
+                synthetic, soft = _check_subsets(stages, synthetic, experts, fallback, run.trajectory)
+                accuracy = _evaluate(run.engine, stages, synthetic, full_data) if evaluate else None
+            except BudgetExhausted as exc:
+                soft = stages.config.distill.soft_labels and run.trajectory
+                stop = stop_record(exc, guard)
+        else:
+            soft = stages.config.distill.soft_labels and run.trajectory
+        total = time.perf_counter() - (started if not results else run_started)
+        if stop is not None:
+            stop["not_done"] += [f"ipc {c.ipc}" for c in run.configs[position + 1:]]
+            stages.decisions["budget_stop"] = stop
+        stages.decisions["resources"] = {"peak_host_bytes": peak_rss_bytes()}
+        results.append(_package(stages, synthetic, history, accuracy, total, run.raw, run.policy, strict, soft,
+                                context.cached_orders(cfg), estimate))
+        if stop is not None:
+            log.warning("run.budget_stop", **{k: v for k, v in stop.items() if k != "message"})
+            break
+    return results
+
+
+@dataclass
+class _Run:
+    """What a run reads and decides before any training: the method, policy, data, settings, contexts."""
+
+    engine: Runtime
+    chosen: Any
+    trajectory: bool
+    policy: policies.RunPolicy | None
+    raw: RawData
+    configs: list[PadConfig]
+    loader: Runtime
+    make_context: Any
+    contexts: dict[bool, MethodContext] = field(default_factory=dict)  # per ZCA setting: data and shared caches
+
+    def context(self, cfg: PadConfig) -> MethodContext:
+        if cfg.zca not in self.contexts:
+            self.contexts[cfg.zca] = self.make_context(cfg)
+        return self.contexts[cfg.zca]
+
+
+def _setup(source: Any, labels: Any, *, ipcs: list[int] | None, preset: str, overrides: Mapping[str, Any] | None,
+           config: Any, policy: Any, test_images: Any, test_labels: Any, class_names: Any, holdout_fraction: float,
+           seed: int, trajectory_store: str | None, storage_options: Mapping[str, Any] | None,
+           on_event: EventSink | None, runtime: Runtime | str | None, method: str, fallback: str,
+           source_options: Mapping[str, Any]) -> _Run:
+    """Validate the arguments, read the data and build the settings: everything before the first stage."""
     if fallback not in ("none", "subset"):
         raise ConfigError(f"fallback must be 'none' or 'subset', got {fallback!r}", field="fallback", value=fallback)
     engine = resolve_runtime(runtime)
@@ -153,32 +293,32 @@ def sweep(
     loader = engine if trajectory else LocalRuntime()
     raw = read_input(source, labels, loader, test_images=test_images, test_labels=test_labels,
                      class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
-                     storage_options=storage_options, source_options=source_options)
+                     storage_options=storage_options, source_options=dict(source_options))
     configs = _configs(raw, chosen, method, trajectory, run_policy, ipcs, preset, overrides, config, seed)
     _check_feasible(raw, configs)
 
-    contexts: dict[bool, MethodContext] = {}  # per ZCA setting: its prepared data and the shared caches
-    full_data: dict[str, Any] = {}  # full-data reference evaluations, per data and evaluation settings
-    results: list[DistillResult] = []
-    for cfg in configs:
-        run_started = time.perf_counter()
-        if cfg.zca not in contexts:
-            contexts[cfg.zca] = MethodContext(loader.prepare(raw, cfg.zca), preset, dict(overrides or {}), seed,
-                                              on_event, runtime=engine, trajectory_store=trajectory_store,
-                                              storage_options=storage_options,
-                                              validation_fraction=cfg.auto.validation_fraction)
-        context = contexts[cfg.zca]
-        stages = Stages(cfg, context.data, on_event=on_event)
-        log.info("distill.start", ipc=cfg.ipc, preset=cfg.preset, train=len(context.data.train),
-                 holdout=len(context.data.test), classes=context.data.train.num_classes,
-                 image_shape=context.data.train.image_shape)
-        synthetic, history, experts = _condense(engine, chosen, trajectory, context, stages)
-        synthetic, soft = _check_subsets(stages, synthetic, experts, fallback, trajectory)
-        accuracy = _evaluate(engine, stages, synthetic, full_data) if evaluate else None
-        total = time.perf_counter() - (started if not results else run_started)
-        results.append(_package(stages, synthetic, history, accuracy, total, raw, run_policy, strict, soft,
-                                context.cached_orders(cfg)))
-    return results
+    def make_context(cfg: PadConfig) -> MethodContext:
+        return MethodContext(loader.prepare(raw, cfg.zca), preset, dict(overrides or {}), seed, on_event,
+                             runtime=engine, trajectory_store=trajectory_store, storage_options=storage_options,
+                             validation_fraction=cfg.auto.validation_fraction)
+
+    return _Run(engine, chosen, trajectory, run_policy, raw, configs, loader, make_context)
+
+
+def _prices(prices: Prices | Mapping[str, Any] | None) -> Prices:
+    if prices is None or isinstance(prices, Prices):
+        return prices or Prices()
+    try:
+        return Prices(**dict(prices))
+    except ValidationError as exc:
+        raise config_error(exc, "invalid prices") from exc
+
+
+def _estimate(run: _Run, evaluate: bool, prices: Prices, trajectory_store: str | None) -> Plan:
+    stored = run.raw.source.get("stored_bytes")
+    return estimate_run(run.configs, lambda cfg: Stages(cfg, run.context(cfg).data), trajectory=run.trajectory,
+                        evaluate=evaluate, runtime=run.engine.name, prices=prices,
+                        source_bytes=stored if isinstance(stored, int) else None, trajectory_store=trajectory_store)
 
 
 def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_policy: policies.RunPolicy | None,
@@ -263,7 +403,7 @@ def _evaluate(engine: Runtime, stages: Stages, synthetic: SyntheticSet, full_dat
 
 def _package(stages: Stages, synthetic: SyntheticSet, history: list[IterationRecord],
              accuracy: AccuracyReport | None, total: float, raw: RawData, run_policy: policies.RunPolicy | None,
-             strict: bool, soft: bool, orders: Any) -> DistillResult:
+             strict: bool, soft: bool, orders: Any, estimate: Plan | None = None) -> DistillResult:
     """The result: the condensed set, its measurements and verdict, timings and the run's decisions."""
     cfg, data = stages.config, stages.data
     timings = {**stages.timings, "total": total}
@@ -285,6 +425,7 @@ def _package(stages: Stages, synthetic: SyntheticSet, history: list[IterationRec
         timings=timings, loss_history=tuple(r.loss for r in history), source=raw.source,
         policy=None if run_policy is None else run_policy.model_dump(mode="json"),
         measurements=measurements, decisions=dict(stages.decisions),
+        estimate=None if estimate is None else estimate.to_dict(),
     )
 
 

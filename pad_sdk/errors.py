@@ -105,3 +105,47 @@ def translated_errors() -> Iterator[None]:
         translated_policy = PolicyError(str(exc))
         translated_policy.__dict__.update(vars(exc))
         raise translated_policy from exc
+
+
+class BudgetError(PadError):
+    """A run's budget (``policy.budget``) is, or would be, exceeded.
+
+    Attributes:
+        budget: the policy field, e.g. ``budget.max_wall_time_s``.
+        limit: its value. estimate: what the run was estimated (or measured) to need.
+    """
+
+    def __init__(self, message: str, *, budget: str, limit: float, estimate: float) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit = limit
+        self.estimate = estimate
+
+
+class BudgetExceeded(BudgetError, ValueError):
+    """The estimate of a run breaks its budget: refused before any training (``force=True`` runs it anyway).
+
+    ``plan`` holds the whole estimate (a :class:`pad_sdk.estimate.Plan`); ``suggestions`` what to cut."""
+
+    def __init__(self, message: str, *, budget: str, limit: float, estimate: float, plan: Any,
+                 suggestions: list[str]) -> None:
+        super().__init__(message, budget=budget, limit=limit, estimate=estimate)
+        self.plan = plan
+        self.suggestions = suggestions
+
+
+class BudgetExhausted(BudgetError, RuntimeError):
+    """A run reached its budget before it had a condensed set to return (during scoring, experts or probes).
+
+    Attributes:
+        stage: the stage it stopped in. done: stages finished. not_done: stages not run (or not finished).
+        checkpoint: where the finished work is kept (the trajectory store of completed experts), or None.
+    """
+
+    def __init__(self, message: str, *, budget: str, limit: float, estimate: float, stage: str,
+                 done: tuple[str, ...] = (), not_done: tuple[str, ...] = (), checkpoint: str | None = None) -> None:
+        super().__init__(message, budget=budget, limit=limit, estimate=estimate)
+        self.stage = stage
+        self.done = done
+        self.not_done = not_done
+        self.checkpoint = checkpoint

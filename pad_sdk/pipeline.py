@@ -6,6 +6,7 @@ Progress leaves through an ``on_event(stage, done, total, **facts)`` callback, n
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_run, el2n_sco
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.core.training import Accuracy, TrainRecipe
 from pad_sdk.data import Normalisation, PreparedData, to_float_images, to_labels  # noqa: F401  (re-exported)
-from pad_sdk.errors import ConfigError
+from pad_sdk.errors import BudgetExhausted, ConfigError
 from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,7 @@ class Stages:
         self.augment = DiffAugment()
         self.timings: dict[str, float] = {}
         self.decisions: dict[str, Any] = {}  # settings chosen during the run (unroll mode), with the reasons
+        self.stopped: BudgetExhausted | None = None  # set when the budget stopped the distillation early
 
     # -- networks --------------------------------------------------------------------------------
     def network_factory(self, name: str | None = None) -> Callable[[], nn.Module]:
@@ -126,6 +128,8 @@ class Stages:
                 self.data.train, self.network_factory(), self.scoring_recipe(), seed=derive_seed(self.config.seed, 11),
                 augment=self.augment, device=self.device,
                 on_run_end=lambda run: self.on_event("scoring", run + 1, total),
+                on_epoch=lambda run, epoch: self.on_event("scoring", run, total, epoch=epoch + 1,
+                                                          epochs=self.config.scoring.epochs),
             )
         self._timed("scoring", started)
         return scores
@@ -188,11 +192,13 @@ class Stages:
             "fingerprint": f"seed={self.config.seed};n={len(self.data.train)}",
         }
 
-    def train_expert(self, index: int, plan: ExpertPlan) -> torch.Tensor:
+    def train_expert(self, index: int, plan: ExpertPlan, on_epoch: Callable[[int], None] | None = None
+                     ) -> torch.Tensor:
         with self.compute(training=True):
             return train_expert(
                 self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
                 seed=derive_seed(self.config.seed, 21, index), augment=self.augment, device=self.device,
+                on_epoch=on_epoch,
             )
 
     def train_experts(self, plan: ExpertPlan, store: TrajectoryStore | None = None) -> ExpertSource:
@@ -203,10 +209,11 @@ class Stages:
         trajectories: dict[int, torch.Tensor] = {}
         finished = len(done & set(range(total)))
         self.on_event("experts", finished, total)
+        epochs = self.config.experts.epochs
         for index in range(total):
             if index in done:
                 continue
-            trajectory = self.train_expert(index, plan)
+            trajectory = self.train_expert(index, plan, functools.partial(self._expert_epoch, finished, total, epochs))
             if store is not None:
                 store.save(index, trajectory, seed=derive_seed(self.config.seed, 21, index))
             else:
@@ -217,6 +224,9 @@ class Stages:
         if store is not None:
             return StoreExperts(store, total)
         return [trajectories[i] for i in range(total)]
+
+    def _expert_epoch(self, finished: int, total: int, epochs: int, epoch: int) -> None:
+        self.on_event("experts", finished, total, epoch=epoch + 1, epochs=epochs)
 
     # -- stage 4: distillation -----------------------------------------------------------------------
     def make_distiller(self, experts: ExpertSource, ipc: int | None = None, seed_offset: int = 0) -> Distiller:
@@ -241,8 +251,13 @@ class Stages:
         distiller = self.make_distiller(experts, ipc)
         total = self.config.distill.iterations
         self.on_event("distill", 0, total)
-        with self.compute():
-            distiller.run(total, lambda r: self.on_event("distill", r.iteration + 1, total, loss=r.loss))
+        try:
+            with self.compute():
+                distiller.run(total, lambda r: self.on_event("distill", r.iteration + 1, total, loss=r.loss))
+        except BudgetExhausted as exc:  # keep what the iterations so far made: the run returns it as partial
+            self.stopped = exc
+            log.warning("distill.budget_stop", budget=exc.budget, limit=exc.limit, spent=round(exc.estimate, 2),
+                        iterations=distiller.iteration, of=total)
         self.record_unroll(distiller)
         self._timed("distillation", started)
         return distiller.synthetic.detached(), distiller.history
@@ -291,9 +306,13 @@ class Stages:
         if test is None:
             raise ConfigError("this evaluation needs a validation split; set auto.validation_fraction above 0",
                               field="auto.validation_fraction")
+        def on_epoch(epoch: int) -> None:  # settings-choosing networks (on validation) report per network
+            self.on_event("evaluate", index, job.seeds, what=job.what, epoch=epoch + 1, epochs=job.recipe.epochs)
+
         with self.compute(training=True):
             return train_and_test(images, targets, test, self.network_factory(job.architecture),
-                                  job.recipe, seed=job.seed, index=index, augment=self.augment, device=self.device)
+                                  job.recipe, seed=job.seed, index=index, augment=self.augment, device=self.device,
+                                  on_epoch=None if job.on_validation else on_epoch)
 
     def evaluate(self, job: EvalJob) -> EvalResult:
         """All networks of ``job`` in this process, one after the other."""

@@ -159,6 +159,17 @@ class DistillResult:
     policy: Mapping[str, Any] | None = None
     measurements: Mapping[str, Any] = field(default_factory=dict)  # the measured results a policy judges
     decisions: Mapping[str, Any] = field(default_factory=dict)  # settings chosen during the run, with reasons
+    estimate: Mapping[str, Any] | None = None  # the run's opening estimate (``pad_sdk.estimate.Plan`` as a dict)
+
+    @property
+    def partial(self) -> bool:
+        """True when the budget stopped the run before this result was complete (see :attr:`not_done`)."""
+        return "budget_stop" in self.decisions
+
+    @property
+    def not_done(self) -> tuple[str, ...]:
+        """The stages a budget stop left undone (empty for a complete run)."""
+        return tuple(self.decisions.get("budget_stop", {}).get("not_done", ()))
 
     # conveniences for the common case
     @property
@@ -191,6 +202,7 @@ class DistillResult:
             "verdict": None if self.verdict is None else self.verdict.model_dump(mode="json"),
             "timings": dict(self.timings),
             "decisions": dict(self.decisions),
+            "estimate": None if self.estimate is None else dict(self.estimate),
             "source": dict(self.source),
             "config": self.config.model_dump(mode="json"),
         }

@@ -8,10 +8,11 @@ import pad_sdk
 def test_pad_sdk_exports_exactly_these_names() -> None:
     assert sorted(pad_sdk.__all__) == sorted(
         [
-            "AccuracyReport", "CondensedDataset", "CondensedSet", "ConfigError", "ConnectorError", "DataError",
+            "AccuracyReport", "BudgetError", "BudgetExceeded", "BudgetExhausted",
+            "CondensedDataset", "CondensedSet", "ConfigError", "ConnectorError", "DataError",
             "DistillResult", "DistillationError", "PadConfig", "PadError", "PolicyError", "PolicyViolation",
             "TrajectoryStoreError", "WorkerError", "__version__", "available_presets", "compare", "distill",
-            "evaluate_export", "load_condensed", "preset_config", "sweep",
+            "evaluate_export", "load_condensed", "Plan", "plan", "preset_config", "sweep",
         ]
     )
     for name in pad_sdk.__all__:
@@ -19,8 +20,8 @@ def test_pad_sdk_exports_exactly_these_names() -> None:
 
 
 def test_every_error_derives_from_pad_error() -> None:
-    for name in ("ConfigError", "ConnectorError", "DataError", "DistillationError", "PolicyError",
-                 "PolicyViolation", "TrajectoryStoreError", "WorkerError"):
+    for name in ("BudgetExceeded", "BudgetExhausted", "ConfigError", "ConnectorError", "DataError",
+                 "DistillationError", "PolicyError", "PolicyViolation", "TrajectoryStoreError", "WorkerError"):
         assert issubclass(getattr(pad_sdk, name), pad_sdk.PadError)
 
 

@@ -21,6 +21,7 @@ COMMANDS = {
     "connectors": "nice -n 5 .venv/bin/python -m benchmarks.bench_connectors",
     "distill": "nice -n 5 .venv/bin/python -m benchmarks.bench_distill (add --suite fmnist for Fashion-MNIST)",
     "comparison": "nice -n 5 .venv/bin/python benchmarks/digits_comparison.py part ipc1 (then ... merge)",
+    "estimate": "nice -n 5 .venv/bin/python -m benchmarks.bench_estimate",
 }
 
 
@@ -76,15 +77,33 @@ def comparison(data: dict[str, Any]) -> str:
     return text
 
 
+def estimate(data: dict[str, Any]) -> str:
+    rows = [[r["case"], r["preset"], r["ipc"], r["runtime"], f"{r['train_images']:,}", f"{r['estimated_s']:.0f}",
+             f"{r['actual_s']:.0f}", f"{100 * r['time_error']:+.0f} %", r["estimated_peak_host_mib"],
+             r["actual_peak_host_mib"], f"{100 * r['memory_error']:+.0f} %",
+             f"{r['load_average_before']:.1f} / {r['load_average_after']:.1f}"] for r in data.get("rows", [])]
+    text = _table(["case", "preset", "IPC", "runtime", "train images", "estimated s", "measured s", "time error",
+                   "estimated peak MiB", "measured peak MiB", "memory error", "load before / after"], rows)
+    stages = [[r["case"], stage, f"{seconds:.1f}", "-" if r["actual_stages"].get(stage) is None
+               else f"{r['actual_stages'][stage]:.1f}"]
+              for r in data.get("rows", []) for stage, seconds in r["estimated_stages"].items()]
+    text += "\n\nPer stage (seconds; calibration has no separate measurement):\n\n" + _table(
+        ["case", "stage", "estimated", "measured"], stages)
+    facts = [f"`{data[k]}`" if k == "command" else str(data[k]) for k in ("command", "commit", "machine", "timestamp")
+             if k in data]
+    return text + ("\n\nRun: " + ", ".join(facts) + "." if facts else "")
+
+
 def render(name: str) -> str:
     kind = ("connectors" if name.startswith("connectors") else "distill" if name.startswith("distill")
-            else "comparison")
+            else "estimate" if name.startswith("estimate") else "comparison")
     path = RESULTS / f"{name}.json"
     if not path.is_file():
         return _missing(name, kind)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {"connectors": connectors, "distill": distill, "comparison": comparison}[kind](data)
+        return {"connectors": connectors, "distill": distill, "comparison": comparison,
+                "estimate": estimate}[kind](data)
     except (KeyError, TypeError, ValueError) as exc:  # a result file in a newer layout: say so, do not guess
         return f"*`benchmarks/results/{name}.json` could not be tabulated ({type(exc).__name__}: {exc}).*"
 

@@ -16,7 +16,14 @@ import structlog
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -25,6 +32,7 @@ HELP = """pad-sdk: shrink a labelled image dataset into a small synthetic one wi
 \b
 Typical session:
   pad-sdk inspect ./digits/                       # what is in the data (classes, counts, bytes)
+  pad-sdk plan ./digits/ --ipc 10                 # what a distill will cost (time, memory, bytes, money)
   pad-sdk distill ./digits/ --ipc 10 -o ./out/    # condense; writes the export + report.json + report.html
   pad-sdk sweep s3://bucket/data/ --ipc 1 --ipc 10 --ipc 50 -o s3://bucket/out/ --policy policy.yaml
   pad-sdk evaluate ./out/ --source ./digits/      # re-check an export on the source's holdout
@@ -128,37 +136,55 @@ def _fail(exc: BaseException, code: int) -> None:
 
 # -- progress ----------------------------------------------------------------------------------------
 class _Bars:
-    """Rich progress bars fed by the pipeline's ``on_event`` callback, one bar per stage."""
+    """Rich progress bars fed by the pipeline's ``on_event`` callback, one bar per stage, moving by epoch and
+    iteration, with the stage's remaining time and, on the first bar, the whole run's (from the estimate)."""
 
     def __init__(self, progress: Progress) -> None:
+        from pad_sdk.progress import Eta
+
         self.progress = progress
         self.tasks: dict[str, Any] = {}
+        self.eta = Eta()
+        self.run_task = progress.add_task("run (estimating)", total=None)
 
     def __call__(self, stage: str, done: int, total: int, **facts: Any) -> None:
+        from pad_sdk.estimate import format_seconds
+        from pad_sdk.progress import fraction_done
+
+        if stage == "plan":
+            self.eta.plan = facts.get("plan")
+            return
+        self.eta.update(stage, done, total, facts)
         if stage not in self.tasks or (done == 0 and self.progress.tasks[self.tasks[stage]].finished):
             self.tasks[stage] = self.progress.add_task(stage, total=total)
         loss = facts.get("loss")
         label = f"{stage} (loss {loss:.3f})" if isinstance(loss, float) else stage
-        self.progress.update(self.tasks[stage], completed=done, total=total, description=label)
-
-
-def _log_events(stage: str, done: int, total: int, **facts: Any) -> None:
-    """With --log-json, stage starts and ends become log records instead of bars."""
-    if done == 0 or done == total:
-        log.info("stage.progress", stage=stage, done=done, total=total,
-                 **{k: v for k, v in facts.items() if isinstance(v, str | int | float)})
+        self.progress.update(self.tasks[stage], completed=fraction_done(done, total, facts) * total, total=total,
+                             description=label)
+        left = self.eta.run_remaining()
+        self.progress.update(self.run_task, description="run" if left is None else
+                             f"run: about {format_seconds(left)} left")
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
 
 
 @contextmanager
 def progress_sink() -> Iterator[Callable[..., None]]:
-    """An ``on_event`` callback: bars for people, log records with --log-json."""
-    if SETTINGS.log_json:
-        yield _log_events
+    """An ``on_event`` callback: bars with remaining time on a terminal; otherwise (a batch job's log file, or
+    --log-json) ``stage.progress`` info records per stage start and end and at least every 30 s."""
+    from pad_sdk.progress import ProgressLog, heartbeat
+
+    if SETTINGS.log_json or not console.is_terminal:
+        if not (SETTINGS.log_json or SETTINGS.verbose):
+            configure_logging(verbose=True, log_json=False)  # a log file is the batch job's only progress display
+        try:
+            with heartbeat(ProgressLog(logger=log), interval=5.0) as sink:
+                yield sink
+        finally:
+            configure_logging(verbose=SETTINGS.verbose, log_json=SETTINGS.log_json)
         return
     with _progress() as progress:
         yield _Bars(progress)
@@ -200,7 +226,7 @@ def storage_options_from(endpoint_url: str | None, options: list[str] | None) ->
 # -- shared options ----------------------------------------------------------------------------------
 Source = Annotated[str, typer.Argument(
     help="dataset URL: local directory/file or s3://bucket/prefix/ (Parquet, image folder, IDX or npz)")]
-Output = Annotated[str, typer.Option("--output", "-o", help="URL to write the condensed set, report.json and "
+Output = Annotated[str | None, typer.Option("--output", "-o", help="URL to write the condensed set, report.json and "
                                      "report.html to (local directory or s3://...)")]
 Preset = Annotated[str, typer.Option(help="settings preset: tiny (seconds), cpu-small (minutes), paper (GPU)")]
 PolicyFile = Annotated[Path | None, typer.Option("--policy", help="policy file (YAML/JSON) with the limits to judge "
@@ -208,7 +234,14 @@ PolicyFile = Annotated[Path | None, typer.Option("--policy", help="policy file (
 MinRetention = Annotated[float | None, typer.Option(help="policy: least condensed/full accuracy kept (0.7 = 70%)")]
 MaxRecallDrop = Annotated[float | None, typer.Option(help="policy: largest per-class recall drop vs full data")]
 MaxSeedStd = Annotated[float | None, typer.Option(help="policy: largest accuracy std across evaluation seeds")]
-MaxWallTime = Annotated[float | None, typer.Option(help="policy: longest run time in seconds")]
+MaxWallTime = Annotated[float | None, typer.Option(help="policy: longest run time in seconds (a run estimated "
+                                                  "longer is refused before training; one that gets there stops)")]
+MaxComputeCost = Annotated[float | None, typer.Option(help="policy: most compute spend, in --currency, at "
+                                                      "--cpu-hour-price/--gpu-hour-price (enforced like "
+                                                      "--max-wall-time)")]
+Force = Annotated[bool, typer.Option("--force", help="run even when the estimate breaks the budget (the run still "
+                                     "stops when it reaches the budget)")]
+PlanJson = Annotated[bool, typer.Option("--json", help="plan: print the estimate as JSON on stdout")]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="override a setting, e.g. --set distill.iterations=50 "
                                                 "(repeatable)")]
 Seed = Annotated[int, typer.Option(help="seed of every random choice (same seed, same result on CPU)")]

@@ -18,15 +18,18 @@ from pad_sdk.cli._base import (
     Currency,
     Endpoint,
     Fallback,
+    Force,
     GpuHour,
     GpusPerTask,
     Holdout,
+    MaxComputeCost,
     MaxRecallDrop,
     MaxSeedStd,
     MaxWallTime,
     MinRetention,
     Output,
     Overwrite,
+    PlanJson,
     PolicyFile,
     Preset,
     RayStorage,
@@ -52,7 +55,7 @@ from pad_sdk.cli._base import (
     storage_options_from,
 )
 from pad_sdk.cli._evaluate import _judge_evaluation
-from pad_sdk.cli._run import _policy_limits, execute, run_options
+from pad_sdk.cli._run import _policy_limits, execute, run_options, show_plan
 
 IpcList = Annotated[list[int] | None, typer.Option()]
 
@@ -61,10 +64,11 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
     """``distill`` and ``sweep`` share every option but the IPC's meaning: one definition for both."""
 
     def command(
-        source: Source, output: Output,
+        source: Source, output: Output = None,
         ipc: IpcList = None,  # its help differs per command: set below
         preset: Preset = "cpu-small", policy: PolicyFile = None, min_retention: MinRetention = None,
         max_recall_drop: MaxRecallDrop = None, max_seed_std: MaxSeedStd = None, max_wall_time: MaxWallTime = None,
+        max_compute_cost: MaxComputeCost = None,
         sets: Sets = None, seed: Seed = 0, holdout_fraction: Holdout = 0.2, runtime: RuntimeName = "local",
         workers: Workers = 2, address: Address = None, run_id: RunId = None, ray_storage: RayStorage = None,
         use_gpu: UseGpu = False, gpus_per_task: GpusPerTask = None, fallback: Fallback = "none",
@@ -72,18 +76,27 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
         trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
         storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
         cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
+        force: Force = False, as_json: PlanJson = False,
     ) -> int:
         if kind == "distill" and ipc is not None and len(ipc) > 1:
             raise typer.BadParameter("distill takes one IPC; use sweep for several", param_hint="--ipc")
         if kind == "sweep" and not ipc:
             raise typer.BadParameter("give at least one IPC (--ipc 1 --ipc 10 ...)", param_hint="--ipc")
+        if kind != "plan" and output is None:
+            raise typer.BadParameter("Missing option: the export needs a folder", param_hint="--output")
+        if kind != "plan" and as_json:
+            raise typer.BadParameter("applies only to plan (distill and sweep log JSON with --log-json)",
+                                     param_hint="--json")
         prices = dict(currency=currency, storage_per_gb_month=storage_price, transfer_per_gb=transfer_price,
                       reads_per_month=reads_per_month, cpu_hour=cpu_hour_price, gpu_hour=gpu_hour_price)
         opts = run_options(source, output, preset, policy,
-                           _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time), sets, seed,
+                           _policy_limits(min_retention, max_recall_drop, max_seed_std, max_wall_time,
+                                          max_compute_cost), sets, seed,
                            holdout_fraction, runtime, workers, address, run_id, ray_storage, endpoint_url,
                            storage_option, trajectory_store, overwrite, prices, source_option, use_gpu, gpus_per_task,
-                           fallback)
+                           fallback, force)
+        if kind == "plan":
+            return show_plan(opts, sorted(set(ipc)) if ipc else None, as_json)
         ipcs = (None if not ipc else list(ipc)) if kind == "distill" else sorted(set(ipc or []))
         return execute(opts, ipcs, kind)
 
@@ -100,6 +113,11 @@ app.command("sweep")(_run_command(
     "sweep", "an IPC to try (repeat: --ipc 1 --ipc 10 --ipc 50)",
     "Condense SOURCE at several IPCs on the same experts (trained once) and recommend the smallest IPC that\n"
     "passes the policy. Writes --output/ipc-<k>/ exports and one report with the accuracy/cost curve."))
+app.command("plan")(_run_command(
+    "plan", "images per class (repeat to plan a sweep; default: the policy's compression target, else 10)",
+    "Estimate what distill/sweep with the same options would cost, without training: per stage and in total\n"
+    "the time, peak memory, bytes read and written and money, from a few timed batches on this machine.\n"
+    "Exits 1 when the estimate breaks the policy's budget (--max-wall-time, --max-compute-cost)."))
 
 
 @app.command()

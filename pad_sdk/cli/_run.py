@@ -50,12 +50,14 @@ class RunOptions:
     overwrite: bool
     prices: dict[str, Any]
     source_options: dict[str, Any]
+    force: bool = False
 
 
 def _policy_limits(min_retention: float | None, max_recall_drop: float | None, max_seed_std: float | None,
-                   max_wall_time: float | None) -> dict[str, dict[str, float]]:
+                   max_wall_time: float | None, max_compute_cost: float | None = None) -> dict[str, dict[str, float]]:
     limits = {"acceptance": {"min_retention": min_retention, "max_seed_std": max_seed_std},
-              "bias": {"max_class_recall_drop": max_recall_drop}, "budget": {"max_wall_time_s": max_wall_time}}
+              "bias": {"max_class_recall_drop": max_recall_drop},
+              "budget": {"max_wall_time_s": max_wall_time, "max_compute_cost": max_compute_cost}}
     return {section: {k: v for k, v in values.items() if v is not None} for section, values in limits.items()
             if any(v is not None for v in values.values())}
 
@@ -160,7 +162,8 @@ def execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
             results = sweep(opts.source, ipcs=ipcs, preset=opts.preset, overrides=opts.overrides, policy=policy,
                             seed=opts.seed, holdout_fraction=opts.holdout_fraction,
                             trajectory_store=opts.trajectory_store, storage_options=opts.storage_options,
-                            on_event=sink, runtime=runtime, fallback=opts.fallback, **opts.source_options)
+                            on_event=sink, runtime=runtime, fallback=opts.fallback, prices=prices,
+                            force=opts.force, **opts.source_options)
     except BaseException:
         if ray_run and SETTINGS.log_json:
             log.warning("cli.ray_run_stopped", run_id=ray_run["run_id"], storage=ray_run["storage"])
@@ -172,7 +175,7 @@ def execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
         shutdown = getattr(runtime, "shutdown", None)
         if callable(shutdown):
             shutdown()
-    uris = [base] if kind == "distill" else [f"{base}/ipc-{r.config.ipc}" for r in results]
+    uris = [base] if kind == "distill" else [f"{base}/ipc-{r.config.ipc}" for r in results]  # a stop may cut IPCs
     manifests = [r.save(uri, storage_options=opts.storage_options, overwrite=opts.overwrite)
                  for r, uri in zip(results, uris, strict=True)]
     report = build_report(results, manifests=manifests, export_uris=uris, prices=prices, runtime=opts.runtime,
@@ -183,12 +186,65 @@ def execute(opts: RunOptions, ipcs: list[int] | None, kind: str) -> int:
         console.print(line, markup=False, highlight=False)
     out.print(f"export: {', '.join(uris)}\nreport: {written['json']}\nreport: {written['html']}",
               markup=False, highlight=False)
+    if report.estimate is not None:
+        est = report.estimate
+        out.print(f"estimated {est.estimated_total_s:,.0f} s, took {est.actual_total_s:,.0f} s; peak memory estimated "
+                  f"{est.estimated_peak_host_bytes / 2**20:,.0f} MiB, measured "
+                  f"{(est.actual_peak_host_bytes or 0) / 2**20:,.0f} MiB (per stage: report.html)",
+                  markup=False, highlight=False)
+    partial = next((r for r in results if r.partial), None)
+    if partial is not None:
+        stop = partial.decisions["budget_stop"]
+        console.print(f"stopped at the budget ({stop['budget']} = {stop['limit']:g}) during {stop['stage']}; "
+                      f"the export holds the set as it was; not done: {', '.join(stop['not_done'])}",
+                      markup=False, highlight=False, soft_wrap=True)
     log.info("cli.done", command=kind, overall=report.overall.value, recommended_ipc=report.recommended_ipc,
              report=written["html"])
+    if any(r.partial for r in results):
+        return EXIT_POLICY  # the budget cut the run: outputs are written, but it is not complete
     if policy is None:  # judged with default limits only for the reviewer's information
         return EXIT_OK
     failed = report.recommended_ipc is None if kind == "sweep" else report.overall.value == "fail"
     return EXIT_POLICY if failed else EXIT_OK
+
+
+def show_plan(opts: RunOptions, ipcs: list[int] | None, as_json: bool) -> int:
+    """``pad-sdk plan``: the estimate of the distill/sweep these options describe, as a table or JSON."""
+    from rich.table import Table
+
+    from pad_sdk.api import plan
+    from pad_sdk.estimate import format_seconds
+
+    runtime = _runtime(opts)
+    try:
+        estimate = plan(opts.source, ipcs=ipcs, preset=opts.preset, overrides=opts.overrides,
+                        policy=_policy(opts, min(ipcs) if ipcs else 10), seed=opts.seed,
+                        holdout_fraction=opts.holdout_fraction, trajectory_store=opts.trajectory_store,
+                        storage_options=opts.storage_options, runtime=runtime, fallback=opts.fallback,
+                        prices=opts.prices, **opts.source_options)
+    finally:
+        shutdown = getattr(runtime, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+    if as_json:
+        out.print_json(estimate.model_dump_json())
+    else:
+        table = Table(title=f"Estimate for IPC {', '.join(map(str, estimate.ipcs))} on {estimate.device} "
+                            f"({estimate.train_images:,} training images, load average {estimate.load_average})")
+        for column in ("stage", "time", "work", "host extra MiB", "cost"):
+            table.add_column(column, justify="left" if column in ("stage", "work") else "right")
+        for st in estimate.stages:
+            table.add_row(st.stage, format_seconds(st.seconds), st.work, f"{st.extra_host_bytes / 2**20:,.1f}",
+                          f"{st.cost:,.4f}")
+        table.add_row("total", format_seconds(estimate.seconds), "", f"peak {estimate.peak_host_bytes / 2**20:,.0f}",
+                      f"{estimate.cost:,.4f} {estimate.currency}")
+        out.print(table)
+        out.print(estimate.line(), markup=False, highlight=False, soft_wrap=True)
+        for broken in estimate.over_budget:
+            console.print(f"over budget: {broken['budget']} = {broken['limit']:g}, estimate {broken['estimate']:,.2f}; "
+                          f"cut: {'; '.join(estimate.cuts)}; or run with --force", markup=False, highlight=False,
+                          soft_wrap=True)
+    return EXIT_POLICY if estimate.over_budget else EXIT_OK
 
 
 def _local_path_absolute(url: str | None) -> str | None:
@@ -207,18 +263,19 @@ def _ray_only(runtime: str, run_id: str | None, ray_storage: str | None) -> None
             raise typer.BadParameter("must not be empty", param_hint=option)
 
 
-def run_options(source: str, output: str, preset: str, policy: Path | None, limits: dict[str, dict[str, float]],
+def run_options(source: str, output: str | None, preset: str, policy: Path | None, limits: dict[str, dict[str, float]],
              sets: list[str] | None, seed: int, holdout_fraction: float, runtime: str, workers: int,
              address: str | None, run_id: str | None, ray_storage: str | None, endpoint_url: str | None,
              storage_option: list[str] | None, trajectory_store: str | None, overwrite: bool,
              prices: dict[str, Any], source_option: list[str] | None, use_gpu: bool = False,
-             gpus_per_task: float | None = None, fallback: str = "none") -> RunOptions:
+             gpus_per_task: float | None = None, fallback: str = "none", force: bool = False) -> RunOptions:
     _ray_only(runtime, run_id, ray_storage)
     if fallback not in ("none", "subset"):
         raise typer.BadParameter(f"choose none or subset, got {fallback!r}", param_hint="--fallback")
-    if not output.strip().rstrip("/"):
+    output = output if output is not None else ""  # plan writes nothing; distill and sweep checked it is given
+    if output and not output.strip().rstrip("/"):
         raise typer.BadParameter(f"must name a folder, got {output!r}", param_hint="--output")
-    if "://" not in output and os.path.isfile(os.path.expanduser(output)):
+    if output and "://" not in output and os.path.isfile(os.path.expanduser(output)):
         raise typer.BadParameter(f"{output} is a file; the export needs a folder", param_hint="--output")
     on_ray = runtime == "ray"
     return RunOptions(
@@ -229,4 +286,5 @@ def run_options(source: str, output: str, preset: str, policy: Path | None, limi
         storage_options=storage_options_from(endpoint_url, storage_option),
         trajectory_store=_local_path_absolute(trajectory_store) if on_ray else trajectory_store,
         overwrite=overwrite, prices=prices, source_options=parse_assignments(source_option, "--source-option"),
+        force=force,
     )

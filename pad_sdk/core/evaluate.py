@@ -72,14 +72,17 @@ def train_and_test(
     index: int,
     augment: DiffAugment | None = None,
     device: torch.device | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> tuple[Accuracy, torch.Tensor]:
     """Network ``index`` of an evaluation: train it from its own seeded initialisation on images (S, C, H, W)
-    with targets (S,) or label logits (S, K); return its test accuracy and per-example correctness (N_test,)."""
+    with targets (S,) or label logits (S, K); return its test accuracy and per-example correctness (N_test,).
+    ``on_epoch(e)`` runs after each training epoch (progress and budget checks)."""
     device = device or images.device
     net_seed = derive_seed(seed, 7, index)
     network = seeded(net_seed, build_network).to(device)
     train_network(network, images.detach().to(device), targets.detach().to(device), recipe,
-                  generator=make_generator(net_seed), augment=augment)
+                  generator=make_generator(net_seed), augment=augment,
+                  on_epoch_end=None if on_epoch is None else lambda epoch, _net: on_epoch(epoch))
     logits = predict_logits(network, test.images.to(device)).cpu()
     return measure_accuracy(logits, test.labels, test.num_classes), logits.argmax(dim=1) == test.labels
 

@@ -56,14 +56,18 @@ def train_expert(
     seed: int,
     augment: DiffAugment | None = None,
     device: torch.device | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Train one expert and return its trajectory (E + 1, P) on the CPU, float32."""
+    """Train one expert and return its trajectory (E + 1, P) on the CPU, float32 (``on_epoch(e)`` after each
+    epoch's snapshot: progress and budget checks)."""
     device = device or data.images.device
     network = seeded(seed, build_network).to(device)
     snapshots = [flatten_params(network).cpu()]
 
     def snapshot(epoch: int, net: nn.Module) -> None:
         snapshots.append(flatten_params(net).cpu())
+        if on_epoch is not None:
+            on_epoch(epoch)
 
     train_network(
         network,

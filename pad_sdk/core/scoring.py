@@ -6,6 +6,7 @@ Only (index, score) pairs are kept, never the data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,14 +45,16 @@ def el2n_run(
     seed: int,
     augment: DiffAugment | None = None,
     device: torch.device | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """EL2N score (N,) float64 of every example after agent ``run`` (seeded by ``seed`` and ``run`` only, so
-    the runs of one scoring can be computed anywhere, in any order)."""
+    the runs of one scoring can be computed anywhere, in any order); ``on_epoch(e)`` after each agent epoch."""
     device = device or data.images.device
     images, labels = data.images.to(device), data.labels.to(device)
     run_seed = derive_seed(seed, 1, run)
     agent = seeded(run_seed, build_network).to(device)
-    train_network(agent, images, labels, scoring.recipe, generator=make_generator(run_seed), augment=augment)
+    train_network(agent, images, labels, scoring.recipe, generator=make_generator(run_seed), augment=augment,
+                  on_epoch_end=None if on_epoch is None else lambda epoch, _net: on_epoch(epoch))
     return el2n_of(predict_logits(agent, images), labels).double().cpu()
 
 
@@ -72,13 +75,17 @@ def el2n_scores(
     augment: DiffAugment | None = None,
     device: torch.device | None = None,
     on_run_end: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Mean EL2N score (N,) of every example over ``scoring.runs`` independently seeded agents."""
+    """Mean EL2N score (N,) of every example over ``scoring.runs`` independently seeded agents
+    (``on_epoch(run, epoch)`` after each agent epoch, ``on_run_end(run)`` after each agent)."""
     device = device or data.images.device
     data = LabelledImages(data.images.to(device), data.labels.to(device), data.num_classes)  # once, not per agent
     runs = []
     for run in range(scoring.runs):
-        runs.append(el2n_run(data, build_network, scoring, run, seed=seed, augment=augment, device=device))
+        each = None if on_epoch is None else functools.partial(on_epoch, run)
+        runs.append(el2n_run(data, build_network, scoring, run, seed=seed, augment=augment, device=device,
+                             on_epoch=each))
         log.debug("scoring.run_done", run=run, of=scoring.runs)
         if on_run_end is not None:
             on_run_end(run)

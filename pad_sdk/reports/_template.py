@@ -171,6 +171,12 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 <tr><th>runtime / hardware</th><td>{{ p.runtime }}{% if p.runtime_options %} ({% for k, v in p.runtime_options.items() %}{{ k | replace("_", " ") }} <code>{{ v }}</code>{{ ", " if not loop.last }}{% endfor %}){% endif %} / {{ p.hardware }}</td></tr>
 <tr><th>versions</th><td>{% for k, v in p.versions.items() %}{{ k }} {{ v }}{{ "; " if not loop.last }}{% endfor %}</td></tr>
 <tr><th>timings (s)</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: {% for k, v in e.timings.items() %}{{ k }} {{ "%.1f" | format(v) }}{{ ", " if not loop.last }}{% endfor %}<br>{% endfor %}</td></tr>
+{% if r.estimate %}<tr><th>estimate vs actual</th><td>{{ r.estimate.line }}<br>
+<table class="small"><tr><th>stage</th><th>estimated (s)</th><th>actual (s)</th></tr>
+{% for row in r.estimate.rows %}<tr><td>{{ row.stage }}</td><td>{{ "%.1f" | format(row.estimated_s) }}</td><td>{{ "%.1f" | format(row.actual_s) if row.actual_s is not none else ("not done" if r.estimate.partial else "-") }}</td></tr>
+{% endfor %}<tr><td>total</td><td>{{ "%.1f" | format(r.estimate.estimated_total_s) }}</td><td>{{ "%.1f" | format(r.estimate.actual_total_s) }}</td></tr>
+<tr><td>peak host memory (MiB)</td><td>{{ "%.0f" | format(r.estimate.estimated_peak_host_bytes / 1048576) }}</td><td>{{ "%.0f" | format(r.estimate.actual_peak_host_bytes / 1048576) if r.estimate.actual_peak_host_bytes else "-" }}</td></tr>
+</table>{% if r.estimate.partial %}<b>The budget stopped this run: it is partial.</b>{% endif %}</td></tr>{% endif %}
 <tr><th>chosen during the run</th><td>{% for e in r.entries %}{% set u = e.decisions.get("unroll") %}{% if u %}IPC {{ e.ipc }}: unroll <b>{{ u.mode }}</b> ({{ u.reason }})<br>{% endif %}{% set t = e.decisions.get("trajectories") %}{% if t %}IPC {{ e.ipc }}: trajectories in <code>{{ t.where }}</code> ({{ t.reason }})<br>{% endif %}{% endfor %}</td></tr>
 <tr><th>exports</th><td>{% for e in r.entries %}IPC {{ e.ipc }}: <code>{{ e.export_uri or "not exported" }}</code><br>{% endfor %}</td></tr>
 <tr><th>prices</th><td>{{ cur }}: storage {{ h.cost.prices.storage_per_gb_month }}/GB-month, transfer {{ h.cost.prices.transfer_per_gb }}/GB,

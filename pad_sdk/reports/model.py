@@ -114,6 +114,57 @@ class Provenance(_Frozen):
     versions: dict[str, str]
 
 
+class EstimateRow(_Frozen):
+    """One stage: the seconds the opening estimate predicted, and those measured (None: not run or not timed)."""
+
+    stage: str
+    estimated_s: float
+    actual_s: float | None
+
+
+class EstimateSection(_Frozen):
+    """The run's opening estimate against what it measured, so a review sees how far to trust the next one."""
+
+    line: str
+    rows: tuple[EstimateRow, ...]
+    estimated_total_s: float
+    actual_total_s: float
+    estimated_peak_host_bytes: int
+    actual_peak_host_bytes: int | None = Field(description="peak resident memory of the run's process")
+    load_average: float | None = Field(description="1-minute load average while calibrating (noise indicator)")
+    partial: bool = Field(description="the budget stopped the run: stages not done have no actual time")
+
+
+def estimate_section(results: Sequence[DistillResult]) -> EstimateSection | None:
+    """Estimate against actual per stage (shared stages timed on the first result only), or None without one."""
+    first = results[0]
+    if first.estimate is None:
+        return None
+    plan = first.estimate
+    actual: dict[str, float] = {}
+    for index, result in enumerate(results):
+        for stage, seconds in result.timings.items():
+            if stage != "total" and (index == 0 or stage not in ("scoring", "experts")):
+                actual[stage] = actual.get(stage, 0.0) + float(seconds)
+    rows = tuple(EstimateRow(stage=s["stage"], estimated_s=float(s["seconds"]),
+                             actual_s=float(s["seconds"]) if s["stage"] == "calibration" else actual.get(s["stage"]))
+                 for s in plan["stages"])
+    peak = first.decisions.get("resources", {}).get("peak_host_bytes")
+    return EstimateSection(
+        line=_plan_line(plan), rows=rows, estimated_total_s=float(plan["seconds"]),
+        actual_total_s=sum(float(r.timings.get("total", 0.0)) for r in results),
+        estimated_peak_host_bytes=int(plan["peak_host_bytes"]),
+        actual_peak_host_bytes=None if peak is None else int(max(r.decisions.get("resources", {}).get(
+            "peak_host_bytes", 0) for r in results)),
+        load_average=plan.get("load_average"), partial=any("budget_stop" in r.decisions for r in results))
+
+
+def _plan_line(plan: Mapping[str, Any]) -> str:
+    from pad_sdk.estimate import Plan
+
+    return Plan.model_validate(plan).line()
+
+
 class RunReport(_Frozen):
     """The review report of a single run (``kind="distill"``) or a compression sweep (``kind="sweep"``)."""
 
@@ -124,6 +175,7 @@ class RunReport(_Frozen):
     entries: tuple[IpcEntry, ...] = Field(min_length=1)
     recommended_ipc: int | None = Field(description="smallest IPC whose verdict passes (warnings allowed)")
     overall: policies.Status
+    estimate: EstimateSection | None = Field(default=None, description="the opening estimate against the actuals")
 
     @property
     def headline(self) -> IpcEntry:
@@ -296,4 +348,5 @@ def build_report(
     )
     default_title = "PAD distillation review" + (" (compression sweep)" if kind == "sweep" else "")
     return RunReport(title=title or default_title, kind=kind, provenance=provenance, entries=tuple(entries),
-                     recommended_ipc=recommended, overall=_overall(entries, recommended, kind))
+                     recommended_ipc=recommended, overall=_overall(entries, recommended, kind),
+                     estimate=estimate_section(results))

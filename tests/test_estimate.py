@@ -1,0 +1,171 @@
+"""Cost before spending: the plan, budgets refused up front and enforced during the run, progress logging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+import pad_sdk
+from pad_sdk.demo import load_digits_arrays
+from pad_sdk.estimate import CUTS, Plan, StageEstimate
+from pad_sdk.progress import BudgetGuard, ProgressLog
+from pad_sdk.reports import build_report
+
+FEW_EVAL = {"evaluation": {"epochs": 4, "seeds": 1, "full_epochs": 1}}
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    images, labels, _ = load_digits_arrays()
+    return images, labels
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_plan_is_typed_json_and_scales_with_the_settings(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = digits
+    plan = pad_sdk.plan(images, labels, ipc=2, preset="tiny")
+    assert isinstance(plan, pad_sdk.Plan)
+    assert [s.stage for s in plan.stages] == ["calibration", "scoring", "experts", "distillation", "evaluation",
+                                              "full_reference"]
+    assert all(s.seconds > 0 for s in plan.stages)
+    assert plan.seconds == pytest.approx(sum(s.seconds for s in plan.stages))
+    assert plan.peak_host_bytes > plan.stage("experts").extra_host_bytes > 0  # type: ignore[union-attr]
+    assert plan.read_bytes == images.astype(np.float32).nbytes and plan.written_bytes > 0
+    assert plan.cost == pytest.approx(plan.seconds / 3600 * 0.10)  # the default CPU machine-hour price
+    assert Plan.model_validate(json.loads(plan.model_dump_json())) == plan  # JSON round trip
+    assert plan.line().startswith("estimate: ") and plan.over_budget == ()
+    # the calibration is measured once per process: doubling the experts doubles their estimate exactly
+    doubled = pad_sdk.plan(images, labels, ipc=2, preset="tiny", overrides={"experts": {"num_experts": 4}},
+                           prices={"cpu_hour": 1.0})
+    assert doubled.stage("experts").seconds == pytest.approx(2 * plan.stage("experts").seconds)  # type: ignore[union-attr]
+    assert "4 experts x 6 epochs" in doubled.stage("experts").work  # type: ignore[union-attr]
+    assert doubled.stage("distillation").seconds == pytest.approx(plan.stage("distillation").seconds)  # type: ignore[union-attr]
+    with pytest.raises(pad_sdk.ConfigError, match="invalid prices"):
+        pad_sdk.plan(images, labels, ipc=2, preset="tiny", prices={"cpu_hour": -1})
+
+
+def test_a_run_whose_estimate_breaks_the_budget_is_refused_before_training(
+        digits: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = digits
+    seen: list[str] = []
+    policy = {"compression": {"ipc": 2}, "budget": {"max_wall_time_s": 0.5}}
+    small = {"network": {"width": 16}, "distill": {"syn_steps": 4}}  # cpu-small's counts, cheaper to calibrate
+    with pytest.raises(pad_sdk.BudgetExceeded) as caught:
+        pad_sdk.distill(images, labels, ipc=2, preset="cpu-small", overrides=small, policy=policy,
+                        on_event=lambda stage, *a, **k: seen.append(stage))
+    assert seen == []  # no stage started
+    err = caught.value
+    assert err.budget == "budget.max_wall_time_s" and err.limit == 0.5 and err.estimate > 0.5
+    assert isinstance(err, pad_sdk.BudgetError) and isinstance(err, pad_sdk.PadError)
+    message = str(err)
+    for cut in ("budget.max_wall_time_s", "--preset tiny", "training subset", "force=True"):
+        assert cut in message, cut
+    largest = max((s for s in err.plan.stages if s.stage in CUTS), key=lambda s: s.seconds)
+    assert err.suggestions[0].startswith(largest.stage) and CUTS[largest.stage] in err.suggestions[0]
+    # pad_sdk.plan says the same without raising
+    planned = pad_sdk.plan(images, labels, ipc=2, preset="cpu-small", overrides=small, policy=policy)
+    assert planned.over_budget[0]["budget"] == "budget.max_wall_time_s" and planned.cuts
+
+
+def test_a_forced_run_stops_at_its_budget_with_a_partial_result(digits: tuple[np.ndarray, np.ndarray],
+                                                                 tmp_path: Path) -> None:
+    images, labels = digits
+    events: list[tuple[str, int, int, dict[str, Any]]] = []
+    result = pad_sdk.distill(images, labels, ipc=2, preset="tiny", overrides=FEW_EVAL, force=True,
+                             policy={"compression": {"ipc": 2}, "budget": {"max_iterations": 3}},
+                             on_event=lambda stage, done, total, **facts: events.append((stage, done, total, facts)))
+    assert result.partial and len(result.loss_history) == 3 and result.accuracy is None
+    assert result.not_done == ("distillation (stopped part-way)", "evaluation", "full_reference")
+    assert result.decisions["budget_stop"]["done"] == ["scoring", "experts"]
+    # the set as the budget left it is kept: it exports, and the report shows estimate against actual
+    result.save(str(tmp_path / "partial"))
+    assert pad_sdk.load_condensed(str(tmp_path / "partial")).images.shape == (20, 1, 8, 8)
+    report = build_report([result])
+    assert report.estimate is not None and report.estimate.partial
+    rows = {r.stage: r for r in report.estimate.rows}
+    assert rows["experts"].actual_s is not None and rows["evaluation"].actual_s is None
+    assert report.estimate.actual_peak_host_bytes and report.estimate.actual_peak_host_bytes > 0
+    # progress came by epoch (experts) and by iteration (distillation), after the plan
+    assert events[0][0] == "plan" and isinstance(events[0][3]["plan"], pad_sdk.Plan)
+    assert any(stage == "experts" and facts.get("epoch") == 6 for stage, _, _, facts in events)
+    assert [done for stage, done, _, _ in events if stage == "distill"] == [0, 1, 2, 3]
+
+
+def test_a_budget_reached_before_a_set_exists_keeps_the_finished_experts(
+        digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    images, labels = digits
+    store = str(tmp_path / "trajectories")
+    with pytest.raises(pad_sdk.BudgetExhausted) as caught:
+        pad_sdk.distill(images, labels, ipc=2, preset="tiny", force=True, trajectory_store=store,
+                        policy={"compression": {"ipc": 2}, "budget": {"max_wall_time_s": 1e-6}})
+    err = caught.value
+    assert err.stage == "scoring" and err.checkpoint == store
+    assert "scoring (stopped part-way)" in err.not_done and "distillation" in err.not_done
+    assert store in str(err) and "resume" in str(err)
+
+
+def test_the_budget_guard_stops_between_epochs_by_its_clock() -> None:
+    clock = FakeClock()
+    guard = BudgetGuard(max_wall_time_s=60, clock=clock)
+    guard("experts", 0, 2, epoch=3, epochs=6)
+    guard("scoring", 1, 1)  # a finished stage is recorded, never stopped
+    clock.now += 61
+    guard("experts", 2, 2)  # the end of a stage does not stop: the next stage's first check does
+    with pytest.raises(pad_sdk.BudgetExhausted, match=r"budget.max_wall_time_s \(60\) reached during distillation"):
+        guard("distill", 0, 10)
+    assert guard.stages_done == ["scoring", "experts"]
+    cost = BudgetGuard(max_compute_cost=0.01, hour_price=0.36, clock=clock)  # 0.01 currency = 100 s
+    clock.now += 99
+    cost("evaluate", 0, 3, what="condensed")
+    clock.now += 2
+    with pytest.raises(pad_sdk.BudgetExhausted) as caught:
+        cost("evaluate", 1, 3, what="condensed")
+    assert caught.value.budget == "budget.max_compute_cost" and caught.value.stage == "evaluation"
+
+
+def _plan(seconds: dict[str, float]) -> Plan:
+    stages = tuple(StageEstimate(stage=k, seconds=v, work="-") for k, v in seconds.items())
+    return Plan(ipcs=(10,), preset="cpu-small", device="cpu", hardware="cpu", runtime="local", train_images=100,
+                image_shape=(1, 8, 8), stages=stages, seconds=sum(seconds.values()), peak_host_bytes=1,
+                peak_device_bytes=None, read_bytes=0, written_bytes=0, cost=0.0, currency="USD", calibration={},
+                load_average=None)
+
+
+def test_progress_logs_each_stage_and_at_least_every_30_seconds_with_an_eta() -> None:
+    clock = FakeClock()
+    sink = ProgressLog(every=30.0, clock=clock)
+    with capture_logs() as logs:
+        sink("plan", 0, 0, plan=_plan({"scoring": 100.0, "experts": 600.0, "evaluation": 50.0}))
+        sink("scoring", 0, 2)
+        clock.now += 20
+        sink("scoring", 0, 2, epoch=5, epochs=10)  # a quarter done after 20 s, not yet 30 s since the last line
+        sink.tick()
+        assert len(logs) == 1
+        clock.now += 10
+        sink.tick()  # 30 s without a line: the heartbeat logs one even though no event came
+        clock.now += 29
+        sink.tick()
+        clock.now += 1
+        sink("scoring", 1, 2)  # an event 30 s after the last line logs too
+        sink("scoring", 2, 2)
+        sink("experts", 0, 6)
+    phases = [(r["stage"], r["phase"]) for r in logs]
+    assert phases == [("scoring", "start"), ("scoring", "progress"), ("scoring", "progress"), ("scoring", "end"),
+                      ("experts", "start")]
+    assert all(r["event"] == "stage.progress" and r["log_level"] == "info" for r in logs)
+    # after 30 s at a quarter done: 90 s left of scoring, plus the plan's 600 + 50 s for the stages to come
+    assert logs[1]["stage_eta_s"] == pytest.approx(90.0) and logs[1]["run_eta_s"] == pytest.approx(740.0)
+    assert logs[1]["done"] == 0 and logs[1]["total"] == 2 and logs[1]["percent"] == 25.0
+    assert logs[4]["stage_eta_s"] == pytest.approx(600.0)  # a stage without a pace yet: the plan's figure

@@ -289,6 +289,15 @@ def pipeline_section() -> list[str]:
             "Every process first reads the whole 60,000-image training split (47 MiB of uint8) and slices its "
             "subset. Peak per stage: resident memory sampled every 20 ms and attributed to the stage that the "
             "progress events name.", ""]
+    before = _load("scaling.pipeline.before-uint8.json")
+    if before is not None:
+        r = before["pipeline"][0]
+        by_stage = r["peak_rss_mib_by_stage"]
+        out += [f"Before the uint8 storage (commit `{before['commit']}`, float32 training set), the same "
+                f"{r['factor']}x run peaked at {r['peak_rss_mib']:.0f} MiB (scoring stage "
+                f"{by_stage.get('scoring', 0):.0f}, experts "
+                f"{by_stage.get('experts', 0):.0f} MiB): `results/scaling.pipeline.before-uint8.json` (run after, "
+                "not alternating: compare memory, not time).", ""]
     return out
 
 

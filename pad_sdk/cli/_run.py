@@ -272,9 +272,9 @@ def run_options(source: str, output: str | None, preset: str, policy: Path | Non
     _ray_only(runtime, run_id, ray_storage)
     if fallback not in ("none", "subset"):
         raise typer.BadParameter(f"choose none or subset, got {fallback!r}", param_hint="--fallback")
-    output = output if output is not None else ""  # plan writes nothing; distill and sweep checked it is given
-    if output and not output.strip().rstrip("/"):
+    if output is not None and not output.strip().rstrip("/"):  # given, but empty or "/"
         raise typer.BadParameter(f"must name a folder, got {output!r}", param_hint="--output")
+    output = output if output is not None else ""  # plan writes nothing (None); distill and sweep give one
     if output and "://" not in output and os.path.isfile(os.path.expanduser(output)):
         raise typer.BadParameter(f"{output} is a file; the export needs a folder", param_hint="--output")
     on_ray = runtime == "ray"

@@ -6,6 +6,7 @@ PAD overrides and the verdict, a preset for the settings, the stage functions fo
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from pad_sdk.errors import BudgetExhausted, ConfigError, DataError, translated_e
 from pad_sdk.estimate import Plan, estimate_run, peak_rss_bytes
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
-from pad_sdk.pipeline import EventSink, Stages
+from pad_sdk.pipeline import EventSink, Stages, resolve_device
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.probes import probe_settings, subset_as_set, subset_check
 from pad_sdk.progress import BudgetGuard, chain
@@ -211,12 +212,17 @@ def sweep(
                  storage_options=storage_options, on_event=chain(on_event, guard), runtime=runtime, method=method,
                  fallback=fallback, source_options=source_options)
     prices = _prices(prices)
-    estimate = _estimate(run, evaluate, prices, trajectory_store)
-    log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
-             peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
-    refuse_over_budget(estimate, run.policy, force)
-    arm_guard(guard, run.policy, estimate, prices)
-    if on_event is not None:  # progress sinks take their remaining-time figures from it until a stage has a pace
+    estimate = None
+    if os.environ.get("PAD_SDK_ESTIMATE", "on").strip().lower() in ("0", "off", "false", "no"):
+        log.info("run.estimate_skipped", reason="PAD_SDK_ESTIMATE is off: no calibration, no up-front budget check")
+    else:
+        estimate = _estimate(run, evaluate, prices, trajectory_store)
+        log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
+                 peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
+        refuse_over_budget(estimate, run.policy, force)
+    on_gpu = resolve_device(run.configs[0].device).type == "cuda"
+    arm_guard(guard, run.policy, estimate, prices, hardware="gpu" if on_gpu else "cpu")
+    if on_event is not None and estimate is not None:  # progress sinks take their remaining-time figures from it
         on_event("plan", 0, 0, plan=estimate)
 
     full_data: dict[str, Any] = {}  # full-data reference evaluations, per data and evaluation settings

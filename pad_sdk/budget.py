@@ -3,7 +3,7 @@ stops it at the budget, and say what a stop left undone."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -48,9 +48,12 @@ def refuse_over_budget(estimate: Plan, run_policy: policies.RunPolicy | None, fo
         budget=name, limit=limit, estimate=value, plan=estimate, suggestions=tips)
 
 
-def arm_guard(guard: BudgetGuard, run_policy: policies.RunPolicy | None, estimate: Plan, prices: Prices) -> None:
-    """Set the guard's limits from the policy's budget (the clock already runs since the call began)."""
-    guard.planned = [s.stage for s in estimate.stages if s.stage != "calibration"]
+def arm_guard(guard: BudgetGuard, run_policy: policies.RunPolicy | None, estimate: Plan | None, prices: Prices,
+              hardware: Literal["cpu", "gpu"] = "cpu") -> None:
+    """Set the guard's limits from the policy's budget (the clock already runs since the call began); without an
+    estimate (``PAD_SDK_ESTIMATE=off``) the stages are the usual ones and ``hardware`` prices the hour."""
+    guard.planned = ([s.stage for s in estimate.stages if s.stage != "calibration"] if estimate is not None
+                     else list(_LATER))
     if run_policy is None:
         return
     budget = run_policy.budget
@@ -58,7 +61,7 @@ def arm_guard(guard: BudgetGuard, run_policy: policies.RunPolicy | None, estimat
     guard.max_iterations = budget.max_iterations
     if budget.currency == prices.currency:
         guard.max_compute_cost = budget.max_compute_cost
-    guard.hour_price = prices.hour_price(estimate.hardware)
+    guard.hour_price = prices.hour_price(estimate.hardware if estimate is not None else hardware)
 
 
 _LATER = ("scoring", "experts", "probes", "distillation", "subset_check", "evaluation", "full_reference")

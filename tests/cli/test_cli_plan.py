@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_data import FAST
 from typer.testing import CliRunner
 
 from pad_sdk.cli import EXIT_OK, EXIT_POLICY, EXIT_USAGE, app
 
 
+@pytest.mark.usefixtures("estimate_on")
 def test_plan_prints_the_estimate_and_exits_1_over_budget(digits_dir: Path, runner: CliRunner) -> None:
     planned = runner.invoke(app, ["plan", str(digits_dir), "--ipc", "2", *FAST, "--json"])
     assert planned.exit_code == EXIT_OK, planned.output
@@ -24,6 +26,7 @@ def test_plan_prints_the_estimate_and_exits_1_over_budget(digits_dir: Path, runn
     assert "experts" in over.stdout and "estimate: " in over.stdout
 
 
+@pytest.mark.usefixtures("estimate_on")
 def test_distill_over_budget_is_refused_and_a_forced_one_stops_with_progress_logged(
         digits_dir: Path, tmp_path: Path, runner: CliRunner) -> None:
     output = tmp_path / "out"

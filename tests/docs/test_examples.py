@@ -35,7 +35,9 @@ RUN_PAGES = [p for p in pages() if _runnable(p)]
 
 
 def _environment(tmp: Path, s3: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_ADDRESS", "PYTEST_"))}
+    # pages run as a user runs them: with the opening estimate the test session switches off (tests/conftest.py)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "RAY_ADDRESS", "PYTEST_", "PAD_SDK_ESTIMATE"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update({
         "HOME": str(tmp / "home"),  # nothing an example writes lands in the real home directory

@@ -26,7 +26,7 @@ from pad_sdk.core.params import flatten_params
 from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
 from pad_sdk.data import PreparedData
-from pad_sdk.pipeline import Stages
+from pad_sdk.pipeline import Stages, spills_trajectories
 from pad_sdk.reports.cost import Prices
 
 # Stage names match the keys of ``DistillResult.timings``, so that a report can set estimate against actual.
@@ -366,8 +366,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
             "seconds": calibration_seconds + 15.0, "work": merged["calibration"].work + " + Ray start-up (15 s)"})
     data = first.data
     data_bytes = sum(int(t.images.nbytes) for t in (data.train, data.test))
-    params = flatten_params(first.network_factory()()).numel()
-    trajectories_bytes = configs[0].experts.num_experts * (configs[0].experts.epochs + 1) * params * 4
+    trajectories_bytes = first.trajectory_bytes()
     export_bytes = sum(cfg.ipc * data.train.num_classes * (data.train.images[0].numel() + data.train.num_classes) * 4
                        for cfg in configs)
     hour = prices.hour_price(hardware)
@@ -383,8 +382,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
                                               "written_bytes": written}))
     # with a trajectory store (given, the Ray runtime's, or the spill store beyond compute.spill_trajectories_gib)
     # the experts live there and are read back a few at a time
-    spill = configs[0].compute.spill_trajectories_gib
-    stored = trajectory_store or runtime == "ray" or (spill is not None and trajectories_bytes > spill * 2**30)
+    stored = trajectory_store or runtime == "ray" or spills_trajectories(configs[0], trajectories_bytes)
     held = 0 if stored else trajectories_bytes
     extra = max((s.extra_host_bytes if s.stage != "experts" else 0 for s in ordered), default=0)
     peak_host = baseline + max(held + extra, max((s.extra_host_bytes for s in ordered), default=0))

@@ -192,6 +192,12 @@ class Stages:
             "fingerprint": f"seed={self.config.seed};n={len(self.data.train)}",
         }
 
+    def trajectory_bytes(self) -> int:
+        """Bytes of all expert trajectories in float32: experts x (epochs + 1) x parameters."""
+        params = sum(p.numel() for p in self.network_factory()().parameters())
+        experts = self.config.experts
+        return int(experts.num_experts * (experts.epochs + 1) * params * 4)
+
     def train_expert(self, index: int, plan: ExpertPlan, on_epoch: Callable[[int], None] | None = None
                      ) -> torch.Tensor:
         with self.compute(training=True):
@@ -372,3 +378,9 @@ class StoreExperts:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[index] = self.store.load(index)
         return self._cache[index]
+
+
+def spills_trajectories(config: PadConfig, size: int) -> bool:
+    """Whether trajectories of ``size`` bytes go to a temporary store instead of memory (no store given)."""
+    limit = config.compute.spill_trajectories_gib
+    return limit is not None and size > limit * 2**30

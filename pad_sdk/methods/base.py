@@ -24,7 +24,7 @@ from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
 from pad_sdk.data import PreparedData, with_validation
-from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
+from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key, spills_trajectories
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.runtime import LocalRuntime, Runtime
 from pad_sdk.trajectories import TrajectoryStore
@@ -107,8 +107,9 @@ class MethodContext:
 
         def train() -> ExpertSource:
             orders = self.orders(config, run) if config.experts.fiex != "off" else None
-            store = self._store(run)
-            self._cache[f"where:{key}"] = self._where(run, store)
+            size = run.trajectory_bytes()
+            store = self._store(run, size)
+            self._cache[f"where:{key}"] = self._where(run, store, size)
             return self._runtime().train_experts(run, run.expert_plan(orders), store)
 
         experts = self._shared(key, train)
@@ -118,7 +119,7 @@ class MethodContext:
     def _runtime(self) -> Runtime:
         return self.runtime if self.runtime is not None else LocalRuntime()
 
-    def _store(self, stages: Stages) -> TrajectoryStore | None:
+    def _store(self, stages: Stages, size: int) -> TrajectoryStore | None:
         """The trajectory store of the next expert variant: the given URL for the first, a sub-folder after.
 
         Without a URL, trajectories stay in memory up to ``compute.spill_trajectories_gib``; beyond it they go
@@ -129,7 +130,7 @@ class MethodContext:
         if self.trajectory_store is not None:
             url = self.trajectory_store + ("" if variants == 0 else f"/variant-{variants}")
             store = TrajectoryStore(url, storage_options=self.storage_options)
-        elif self._spills(stages):
+        elif not self._runtime_keeps() and spills_trajectories(stages.config, size):
             if self._spill_dir is None:
                 self._spill_dir = tempfile.TemporaryDirectory(prefix="pad-sdk-trajectories-")
             store = TrajectoryStore(f"{self._spill_dir.name}/variant-{variants}")
@@ -138,17 +139,13 @@ class MethodContext:
         store.initialise(stages.expert_header())
         return store
 
-    def _spills(self, stages: Stages) -> bool:
-        limit = stages.config.compute.spill_trajectories_gib
-        if limit is None or getattr(self.runtime, "keeps_trajectories", False):
-            return False
-        return trajectory_bytes(stages) > limit * 2**30
+    def _runtime_keeps(self) -> bool:
+        return bool(getattr(self.runtime, "keeps_trajectories", False))
 
-    def _where(self, stages: Stages, store: TrajectoryStore | None) -> dict[str, Any]:
-        size = trajectory_bytes(stages)
+    def _where(self, stages: Stages, store: TrajectoryStore | None, size: int) -> dict[str, Any]:
         limit = stages.config.compute.spill_trajectories_gib
         if store is None:
-            where = "the runtime's store" if getattr(self.runtime, "keeps_trajectories", False) else "memory"
+            where = "the runtime's store" if self._runtime_keeps() else "memory"
             return {"where": where, "bytes": size, "reason": f"{size / 2**30:.2f} GiB of trajectories, within the "
                     f"spill limit ({limit} GiB)" if where == "memory" else "the runtime keeps them"}
         given = self.trajectory_store is not None
@@ -172,13 +169,6 @@ class MethodContext:
             return self.data.train.class_indices()
         hard, easy = config.experts.static_ratios(config.ipc)
         return static_prune(self.orders(config), hard=hard, easy=easy)
-
-
-def trajectory_bytes(stages: Stages) -> int:
-    """Bytes of all expert trajectories of ``stages``' settings in float32: experts x (epochs + 1) x params."""
-    params = sum(p.numel() for p in stages.network_factory()().parameters())
-    experts = stages.config.experts
-    return int(experts.num_experts * (experts.epochs + 1) * params * 4)
 
 
 def hard_labelled(context: MethodContext, images: torch.Tensor, classes: torch.Tensor, lr: float) -> SyntheticSet:

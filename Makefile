@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# two pytest-xdist workers: the Ray tests (mostly waiting on Ray) in one, the training tests in the other
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench docs clean
 
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/pad-sdk demo --output demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

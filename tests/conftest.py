@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +110,9 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pad_sdk.runtime._ray_env import apply_cluster_env
 
     apply_cluster_env()  # in case an earlier test imported ray before the switch was set
-    temp_dir = tmp_path_factory.mktemp("ray")
+    # A short path: Ray's socket paths under it must stay within AF_UNIX's 107 bytes (pytest-xdist's
+    # per-worker base temp directories are long)
+    temp_dir = Path(tempfile.mkdtemp(prefix="padray-"))
     # Cluster() records its address in $RAY_TMPDIR/ray/ray_current_cluster, where any plain ray.init() on
     # this machine would find (and join) it: keep that file in our temp directory.
     previous = os.environ.get("RAY_TMPDIR")
@@ -135,6 +140,7 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -163,3 +169,24 @@ def _fresh_structlog() -> Iterator[None]:
 def estimate_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """The SDK's default: every run opens with its estimate (the suite switches it off, see the top)."""
     monkeypatch.setenv("PAD_SDK_ESTIMATE", "on")
+
+
+RAY_GROUP = "ray"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``).
+
+    Every test that uses the session Ray cluster goes to one worker (``xdist_group``): one cluster of
+    2 CPUs at a time, whose fixtures (cluster, second node, reference runs) are built once. Those tests
+    mostly wait on Ray (starts, health checks, restarts) while the other worker trains networks, and as
+    the longest group they come first, so that the group does not start last and finish alone.
+    """
+    def uses_ray(item: pytest.Item) -> bool:
+        return "ray" in item.keywords or "ray_nodes" in getattr(item, "fixturenames", ())
+
+    for item in items:
+        if uses_ray(item):
+            item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+    items.sort(key=lambda item: not uses_ray(item))  # stable: the order within each part is kept

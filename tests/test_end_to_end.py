@@ -16,7 +16,10 @@ from pad_sdk.demo import load_digits_arrays
 @pytest.mark.slow
 def test_pad_at_ipc1_beats_the_random_subset_by_a_clear_margin() -> None:
     images, labels, names = load_digits_arrays()
-    result = pad_sdk.distill(images, labels, ipc=1, preset="cpu-small", class_names=names, seed=0)
+    # The default preset as it is, but one evaluation network per set instead of three: the condensed set
+    # does not depend on it, and the margins below are many times one network's spread (+-0.01).
+    result = pad_sdk.distill(images, labels, ipc=1, preset="cpu-small", class_names=names, seed=0,
+                             overrides={"evaluation": {"seeds": 1}})
     acc = result.accuracy
     assert acc is not None and acc.random is not None and acc.full is not None
     assert acc.condensed.mean >= acc.random.mean + 0.15, acc.to_dict()

@@ -32,6 +32,7 @@ from pad_sdk.estimate import Plan
 from pad_sdk.exports import evaluate_export
 from pad_sdk.presets import available_presets, preset_config
 from pad_sdk.result import AccuracyReport, CondensedDataset, CondensedSet, DistillResult, load_condensed
+from pad_sdk.runtime import LocalRuntime
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "DataError",
     "DistillResult",
     "DistillationError",
+    "LocalRuntime",
     "PadConfig",
     "PadError",
     "Plan",

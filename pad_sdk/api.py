@@ -296,7 +296,7 @@ def _setup(source: Any, labels: Any, *, ipcs: list[int] | None, preset: str, ove
         run_policy = policies.load_policy(policy) if policy is not None else None
     # read: trajectory methods run through the runtime, which also decides where the images are held (the Ray
     # runtime reads a source with Ray Data and keeps the images on the cluster); the others need them here
-    loader = engine if trajectory else LocalRuntime()
+    loader = engine if trajectory or isinstance(engine, LocalRuntime) else LocalRuntime()
     raw = read_input(source, labels, loader, test_images=test_images, test_labels=test_labels,
                      class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
                      storage_options=storage_options, source_options=dict(source_options))

@@ -208,36 +208,62 @@ def read_here(src: connectors.Source, split: str | None) -> connectors.Batch:
     return src.read_all(split=split)
 
 
-def raw_from_source(src: connectors.Source, read: Callable[[connectors.Source, str | None], connectors.Batch], *,
-                    holdout_fraction: float, seed: int) -> RawData:
-    """The train and holdout sets of ``src``: its test split if it has one, else a seeded stratified split."""
+@dataclass(frozen=True)
+class SplitRows:
+    """The rows of one split as read: images held as :class:`StoredImages` (in memory, or in a file mapping
+    for a source over the memory budget: :mod:`pad_sdk.disk_data`), labels and group values."""
+
+    images: StoredImages
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def take(self, rows: np.ndarray) -> SplitRows:
+        return SplitRows(self.images.subset(torch.from_numpy(rows)), self.labels[rows],
+                         None if self.groups is None else self.groups[rows])
+
+
+Reader = Callable[[connectors.Source, str | None], "connectors.Batch | SplitRows"]
+
+
+def _held(rows: connectors.Batch | SplitRows, field: str) -> SplitRows:
+    if isinstance(rows, SplitRows):
+        return rows
+    return SplitRows(to_stored_images(rows.images, field), np.asarray(rows.labels, dtype=np.int64), rows.groups)
+
+
+def raw_from_source(src: connectors.Source, read: Reader, *, holdout_fraction: float, seed: int) -> RawData:
+    """The train and holdout sets of ``src``: its test split if it has one, else a seeded stratified split.
+
+    ``read(src, split)`` returns a split's rows (all rows for None), as a connector batch or as held rows.
+    """
     with translated_errors():
         schema = src.schema
         splits = splits_to_read(schema)
         validation = None
         if len(splits) >= 2:
             train_split, holdout = splits[0], splits[1]
-            train, test = read(src, train_split), read(src, holdout)
+            train, test = _held(read(src, train_split), "images"), _held(read(src, holdout), "holdout images")
             split_record: dict[str, Any] = {"train": train_split, "holdout": holdout,
                                             "train_rows": len(train), "holdout_rows": len(test)}
             if len(splits) == 3:
-                validation = read(src, splits[2])
+                validation = _held(read(src, splits[2]), "validation images")
                 split_record.update(validation=splits[2], validation_rows=len(validation))
             elif holdout in VALIDATION_SPLITS:
                 split_record["note"] = f"no test split: the source's {holdout!r} split is the holdout"
         else:
-            everything = read(src, None)
+            everything = _held(read(src, None), "images")
             plan = connectors.stratified_split(everything.labels, holdout_fraction, seed)
             train, test = everything.take(plan.train_rows), everything.take(plan.holdout_rows)
             split_record = plan.to_dict()
     return RawData(
-        to_stored_images(train.images), torch.from_numpy(np.asarray(train.labels, dtype=np.int64)),
-        to_stored_images(test.images, "holdout images"), torch.from_numpy(np.asarray(test.labels, dtype=np.int64)),
+        train.images, torch.from_numpy(train.labels), test.images, torch.from_numpy(test.labels),
         tuple(schema.class_names), source_record(src, split_record),
         test_groups=test.groups, group_column=schema.group_column,
-        validation_images=None if validation is None else to_stored_images(validation.images, "validation images"),
-        validation_labels=None if validation is None else torch.from_numpy(
-            np.asarray(validation.labels, dtype=np.int64)),
+        validation_images=None if validation is None else validation.images,
+        validation_labels=None if validation is None else torch.from_numpy(validation.labels),
     )
 
 

@@ -36,21 +36,31 @@ class StoredImages:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     zca: ZCAWhitening | None = None
+    # The images are ``pixels[rows]`` when set: pixels in a file mapping (a training set over the memory
+    # budget, :mod:`pad_sdk.disk_data`), whose splits and subsets select rows instead of copying them.
+    rows: torch.Tensor | None = None
 
     # -- what code that trains on images uses, with the meaning a float tensor gives it ------------------
     def __getitem__(self, index: torch.Tensor | slice | int) -> torch.Tensor:
         """The float32 input of the indexed rows (an int gives one image, (C, H, W)), on their device."""
-        rows = self.pixels[index]
+        rows = self.pixels[index] if self.rows is None else self.pixels[self.rows[index]]
         single = rows.dim() == 3
         out = self.convert(rows.unsqueeze(0) if single else rows)
         return out[0] if single else out
 
     def __len__(self) -> int:
-        return int(self.pixels.shape[0])
+        return int(self.shape[0])
 
     @property
     def shape(self) -> torch.Size:
-        return self.pixels.shape
+        if self.rows is None:
+            return self.pixels.shape
+        return torch.Size((int(self.rows.numel()), *self.pixels.shape[1:]))
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the pixels live in a file mapping (read from disk a batch at a time) rather than memory."""
+        return self.rows is not None
 
     @property
     def device(self) -> torch.device:
@@ -67,14 +77,16 @@ class StoredImages:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held for the pixels (what a float32 copy would multiply by 4 / itemsize)."""
-        return int(self.pixels.numel() * self.pixels.element_size())
+        """Bytes of these images' pixels (what a float32 copy would multiply by 4 / itemsize); for mapped
+        pixels, what reading them all would take."""
+        return int(self.shape.numel() * self.pixels.element_size())
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> StoredImages:
         """The same images with the pixels (and the ZCA matrices) on ``device``; the conversion then runs
-        there. A no-op when they are there already."""
+        there. A no-op when they are there already, and for mapped pixels, which stay in the host's file
+        mapping: the code that trains on them moves each batch to its network's device."""
         device = torch.device(device)
-        if self.pixels.device == device:
+        if self.pixels.device == device or self.mapped:
             return self
         zca = self.zca
         if zca is not None:
@@ -85,7 +97,9 @@ class StoredImages:
         return self
 
     def subset(self, index: torch.Tensor) -> StoredImages:
-        """The indexed rows, still stored (not converted)."""
+        """The indexed rows, still stored (not converted); mapped pixels are selected, not copied."""
+        if self.rows is not None:
+            return replace(self, rows=self.rows[index])
         return replace(self, pixels=self.pixels[index])
 
     def normalised(self, mean: tuple[float, ...], std: tuple[float, ...],

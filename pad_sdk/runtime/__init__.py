@@ -9,16 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import structlog
 import torch
 
 import connectors
 from pad_sdk.core.distill import ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.evaluate import EvalResult
 from pad_sdk.core.experts import ExpertPlan
-from pad_sdk.data import PreparedData, RawData, load_source, prepare
-from pad_sdk.errors import ConfigError
+from pad_sdk.data import PreparedData, RawData, open_source, prepare, raw_from_source, read_here
+from pad_sdk.disk_data import data_budget, raw_on_disk, stored_bytes
+from pad_sdk.errors import ConfigError, translated_errors
 from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.trajectories import TrajectoryStore
+
+log = structlog.get_logger(__name__)
 
 
 class Runtime(Protocol):
@@ -44,14 +48,32 @@ class Runtime(Protocol):
 
 
 class LocalRuntime:
-    """Everything in this process, one stage after the other (the default)."""
+    """Everything in this process, one stage after the other (the default).
+
+    A source whose images (in their stored dtype) exceed ``data_memory_gib`` (default: a quarter of the memory
+    available when it is read) is read once into a file under ``data_dir`` (default: the temporary directory)
+    and mapped (:mod:`pad_sdk.disk_data`): the stages read minibatches from it, and the condensed set is the
+    one an in-memory run gives. 0 maps every source; arrays passed to the SDK are in memory already.
+    """
 
     name = "local"
 
+    def __init__(self, data_memory_gib: float | None = None, data_dir: str | None = None) -> None:
+        if data_memory_gib is not None and not data_memory_gib >= 0:
+            raise ConfigError(f"data_memory_gib must be >= 0 (GiB), got {data_memory_gib!r}",
+                              field="data_memory_gib", value=data_memory_gib)
+        self.data_memory_gib = data_memory_gib
+        self.data_dir = data_dir
+
     def load(self, source: str | connectors.Source, *, holdout_fraction: float, seed: int,
              storage_options: Mapping[str, Any] | None, open_kwargs: Mapping[str, Any]) -> RawData:
-        return load_source(source, holdout_fraction=holdout_fraction, seed=seed, storage_options=storage_options,
-                           **open_kwargs)
+        src = open_source(source, storage_options=storage_options, **open_kwargs)
+        with translated_errors():
+            size, budget = stored_bytes(src.schema), data_budget(self.data_memory_gib)
+        if size > budget:
+            log.info("data.over_budget", bytes=size, budget=budget, where=self.data_dir or "temporary directory")
+            return raw_on_disk(src, holdout_fraction=holdout_fraction, seed=seed, folder=self.data_dir)
+        return raw_from_source(src, read_here, holdout_fraction=holdout_fraction, seed=seed)
 
     def prepare(self, raw: RawData, zca: bool) -> PreparedData:
         return prepare(raw, zca=zca)
@@ -77,10 +99,11 @@ def resolve_runtime(runtime: Runtime | str | None, **options: Any) -> Runtime:
     ``RayRuntime(**options)`` (e.g. ``num_workers``, ``address``, ``storage``, ``run_id``, ``use_gpu``); a
     runtime object is returned as it is. Bad names and settings raise :class:`ConfigError` naming the field."""
     if runtime is None or runtime == "local":
-        if options:
-            raise ConfigError(f"the local runtime takes no options (got {sorted(options)}); use runtime='ray'",
-                              field="runtime", value=runtime)
-        return LocalRuntime()
+        unknown = sorted(set(options) - {"data_memory_gib", "data_dir"})
+        if unknown:
+            raise ConfigError(f"the local runtime takes data_memory_gib and data_dir only (got {unknown}); "
+                              "use runtime='ray' for the others", field="runtime", value=runtime)
+        return LocalRuntime(**options)
     if runtime == "ray":
         try:
             from pad_sdk.runtime.ray import RayRuntime  # imported lazily: Ray is heavy and optional at run time

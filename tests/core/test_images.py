@@ -85,6 +85,22 @@ def test_moving_stored_images_moves_the_pixels_not_a_float_copy(digits) -> None:
     assert stored.to("cpu") is stored
 
 
+def test_row_views_select_rows_without_copying_and_read_like_a_copy(digits) -> None:  # type: ignore[no-untyped-def]
+    """Mapped pixels (a source over the memory budget) are read through row numbers: a subset of a subset
+    selects from the same pixels, and every read gives what the copied rows would give."""
+    images, _, _ = digits
+    whole = to_stored_images(images).normalised((0.3,), (0.2,))
+    view = StoredImages(whole.pixels, whole.scale, whole.mean, whole.std, rows=torch.arange(len(whole)))
+    picked = torch.tensor([5, 1, 700, 3])
+    inner = view.subset(torch.arange(100, 900)).subset(torch.tensor([0, 600, 5]))
+    assert inner.mapped and inner.pixels is whole.pixels  # selected, not copied
+    assert inner.shape == (3, 1, 8, 8) and len(inner) == 3 and inner.nbytes == 3 * 64
+    assert torch.equal(inner.materialise(), whole[torch.tensor([100, 700, 105])])
+    assert torch.equal(view[picked], whole[picked]) and torch.equal(view[7], whole[7])
+    assert torch.equal(view[10:20], whole[10:20])
+    assert view.to("meta") is view  # stays in the host's mapping; training moves each batch
+
+
 def test_integer_images_outside_the_pixel_range_name_the_row() -> None:
     pixels = np.zeros((3, 4, 4), dtype=np.int32)
     pixels[2, 1, 1] = 256

@@ -16,6 +16,8 @@ from pad_sdk.cli._base import (
     Address,
     CpuHour,
     Currency,
+    DataDir,
+    DataMemory,
     Endpoint,
     Fallback,
     Force,
@@ -76,7 +78,7 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
         trajectory_store: Trajectories = None, overwrite: Overwrite = False, currency: Currency = "USD",
         storage_price: StoragePrice = 0.023, transfer_price: TransferPrice = 0.09, reads_per_month: Reads = 1.0,
         cpu_hour_price: CpuHour = 0.10, gpu_hour_price: GpuHour = 1.01, source_option: SourceOpts = None,
-        force: Force = False, as_json: PlanJson = False,
+        force: Force = False, as_json: PlanJson = False, data_memory_gib: DataMemory = None, data_dir: DataDir = None,
     ) -> int:
         if kind == "distill" and ipc is not None and len(ipc) > 1:
             raise typer.BadParameter("distill takes one IPC; use sweep for several", param_hint="--ipc")
@@ -94,7 +96,7 @@ def _run_command(kind: str, ipc_help: str, doc: str) -> Any:
                                           max_compute_cost), sets, seed,
                            holdout_fraction, runtime, workers, address, run_id, ray_storage, endpoint_url,
                            storage_option, trajectory_store, overwrite, prices, source_option, use_gpu, gpus_per_task,
-                           fallback, force)
+                           fallback, force, data_memory_gib=data_memory_gib, data_dir=data_dir)
         if kind == "plan":
             return show_plan(opts, sorted(set(ipc)) if ipc else None, as_json)
         ipcs = (None if not ipc else list(ipc)) if kind == "distill" else sorted(set(ipc or []))

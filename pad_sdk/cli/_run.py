@@ -51,6 +51,8 @@ class RunOptions:
     prices: dict[str, Any]
     source_options: dict[str, Any]
     force: bool = False
+    data_memory_gib: float | None = None
+    data_dir: str | None = None
 
 
 def _policy_limits(min_retention: float | None, max_recall_drop: float | None, max_seed_std: float | None,
@@ -86,7 +88,14 @@ def _runtime(opts: RunOptions) -> Any:
     from pad_sdk.runtime import resolve_runtime
 
     if opts.runtime != "ray":
-        return resolve_runtime(opts.runtime)
+        local = {k: v for k, v in (("data_memory_gib", opts.data_memory_gib), ("data_dir", opts.data_dir))
+                 if v is not None}
+        try:
+            return resolve_runtime(opts.runtime, **local)
+        except ConfigError as exc:
+            if exc.field != "data_memory_gib":
+                raise
+            raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--data-memory-gib") from exc
     extra = {"run_id": opts.run_id} if opts.run_id is not None else {}  # "" reaches the validator, not a new id
     try:
         return resolve_runtime("ray", num_workers=opts.workers, address=opts.address, storage=opts.ray_storage,
@@ -268,8 +277,13 @@ def run_options(source: str, output: str | None, preset: str, policy: Path | Non
              address: str | None, run_id: str | None, ray_storage: str | None, endpoint_url: str | None,
              storage_option: list[str] | None, trajectory_store: str | None, overwrite: bool,
              prices: dict[str, Any], source_option: list[str] | None, use_gpu: bool = False,
-             gpus_per_task: float | None = None, fallback: str = "none", force: bool = False) -> RunOptions:
+             gpus_per_task: float | None = None, fallback: str = "none", force: bool = False, *,
+             data_memory_gib: float | None = None, data_dir: str | None = None) -> RunOptions:
     _ray_only(runtime, run_id, ray_storage)
+    for option, value in (("--data-memory-gib", data_memory_gib), ("--data-dir", data_dir)):
+        if value is not None and runtime == "ray":
+            raise typer.BadParameter("applies only to the local runtime (Ray keeps the images in its object "
+                                     "store, which spills to disk)", param_hint=option)
     if fallback not in ("none", "subset"):
         raise typer.BadParameter(f"choose none or subset, got {fallback!r}", param_hint="--fallback")
     if output is not None and not output.strip().rstrip("/"):  # given, but empty or "/"
@@ -286,5 +300,5 @@ def run_options(source: str, output: str | None, preset: str, policy: Path | Non
         storage_options=storage_options_from(endpoint_url, storage_option),
         trajectory_store=_local_path_absolute(trajectory_store) if on_ray else trajectory_store,
         overwrite=overwrite, prices=prices, source_options=parse_assignments(source_option, "--source-option"),
-        force=force,
+        force=force, data_memory_gib=data_memory_gib, data_dir=data_dir,
     )

@@ -19,10 +19,14 @@ from pad_sdk.reports import load_report
 
 @pytest.fixture(scope="module")
 def local_run(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
-    """One `pad-sdk --log-json distill` on the local Parquet digits, shared by the tests that read its outputs."""
+    """One `pad-sdk --log-json distill` on the local Parquet digits, shared by the tests that read its outputs.
+
+    Its data budget is 0: the source is read into a memory-mapped file under --data-dir (the in-memory path
+    runs in every other CLI test)."""
     output = tmp_path_factory.mktemp("run") / "out"
+    mapped = output.parent / "mapped"
     result = CliRunner().invoke(app, ["--log-json", "distill", str(digits_dir), "-o", str(output), "--ipc", "2",
-                                      *FAST])
+                                      "--data-memory-gib", "0", "--data-dir", str(mapped), *FAST])
     return result, output
 
 
@@ -47,6 +51,8 @@ def test_distill_from_local_dir_writes_export_and_reports(local_run: tuple[Any, 
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert any(r["event"] == "stage.progress" and r["stage"] == "distill" for r in records)
     assert any(r["event"] == "cli.done" for r in records)
+    assert any(r["event"] == "data.over_budget" and r["budget"] == 0 for r in records)
+    assert list((output.parent / "mapped").iterdir()) == []  # the mapped file was unlinked
 
 
 @pytest.mark.slow
@@ -103,6 +109,11 @@ def test_usage_and_config_errors_exit_2_in_one_line(runner: CliRunner, digits_di
     assert "unknown preset 'huge'" in bad_preset.stderr and "Traceback" not in bad_preset.output
     bad_set = runner.invoke(app, ["distill", str(digits_dir), "-o", str(tmp_path / "o"), "--set", "nonsense"])
     assert bad_set.exit_code == EXIT_USAGE
+    negative = runner.invoke(app, ["distill", str(digits_dir), "-o", str(tmp_path / "o"), "--data-memory-gib", "-1"])
+    assert negative.exit_code == EXIT_USAGE and "--data-memory-gib" in negative.stderr
+    on_ray = runner.invoke(app, ["distill", str(digits_dir), "-o", str(tmp_path / "o"), "--runtime", "ray",
+                                 "--data-dir", str(tmp_path)])
+    assert on_ray.exit_code == EXIT_USAGE and "local runtime" in on_ray.stderr
     logged = runner.invoke(app, ["--log-json", "inspect", str(tmp_path / "nowhere")])
     assert logged.exit_code == EXIT_USAGE
     record = next(json.loads(line) for line in logged.stderr.splitlines() if line.startswith("{"))

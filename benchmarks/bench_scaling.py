@@ -16,15 +16,23 @@ resident memory of every stage (sampled every 20 ms and attributed to the stage 
 the stage timings; written under the key ``pipeline`` of ``results/scaling.pipeline.json``:
 
     nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --pipeline             # 7.5k / 15k / 30k / 60k
+
+``--mapped`` reads the subset from a Parquet source over a zero memory budget (``LocalRuntime(data_memory_gib=0)``),
+so the images are held in a file mapping, and records the process's own memory (RssAnon) beside the RSS;
+written to ``results/scaling.pipeline.mapped.json``:
+
+    nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --pipeline --mapped --factors 1,8 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -85,12 +93,27 @@ def _one(spec: dict[str, Any]) -> dict[str, Any]:
             "train_tensor_mib": data.train.images.nbytes / 2**20}
 
 
-def _rss_mib() -> float:
+def _rss_mib(field: str = "VmRSS") -> float:
+    """``VmRSS`` (everything resident, file-mapped pages too) or ``RssAnon`` (the process's own memory)."""
     with open("/proc/self/status", encoding="utf-8") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 2**10
     return 0.0
+
+
+def _write_source(folder: str, images: Any, labels: Any, test_images: Any, test_labels: Any) -> str:
+    """The subset as one Parquet source with a split column (uint8 pixels), for the mapped mode."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pixels = np.concatenate([images, test_images]).reshape(len(images) + len(test_images), -1)
+    table = pa.table({"image": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1)), pixels.shape[1]),
+                      "label": pa.array(np.concatenate([labels, test_labels])),
+                      "split": pa.array(["train"] * len(images) + ["test"] * len(test_images))})
+    pq.write_table(table, f"{folder}/data.parquet", row_group_size=4096)
+    return folder
 
 
 def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
@@ -114,14 +137,23 @@ def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
     images, labels = np.array(train.images[rows]), np.array(train.labels[rows])
     test_images, test_labels = np.array(test.images[:2000]), np.array(test.labels[:2000])
     del train, test
+    train_bytes, count = images.nbytes, len(labels)
+    inputs: dict[str, Any] = dict(images=images, labels=labels, test_images=test_images, test_labels=test_labels)
+    if spec.get("mapped"):  # read from a source over the memory budget: the pixels go to a file mapping
+        folder = tempfile.mkdtemp(prefix="pad-bench-")
+        inputs = dict(images=_write_source(folder, images, labels, test_images, test_labels),
+                      runtime=pad_sdk.LocalRuntime(data_memory_gib=0, data_dir=folder))
+        del images, labels, test_images, test_labels
+    gc.collect()
     peaks: dict[str, float] = {}
+    anon: dict[str, float] = {}
     stage = ["read"]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            rss = _rss_mib()
-            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss)
+            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), _rss_mib())
+            anon[stage[0]] = max(anon.get(stage[0], 0.0), _rss_mib("RssAnon"))
             stop.wait(0.02)
 
     def on_event(name: str, done: int, total: int, **facts: Any) -> None:
@@ -130,16 +162,19 @@ def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    result = pad_sdk.distill(images, labels, test_images=test_images, test_labels=test_labels, ipc=spec["ipc"],
-                             preset="cpu-small", overrides=spec["overrides"], seed=0, on_event=on_event)
+    source = inputs.pop("images")
+    result = pad_sdk.distill(source, **inputs, ipc=spec["ipc"], preset="cpu-small", overrides=spec["overrides"],
+                             seed=0, on_event=on_event)
     total_s = time.perf_counter() - started
     stop.set()
     sampler.join()
     accuracy = result.accuracy.condensed.mean if result.accuracy is not None else None
-    return {**{k: v for k, v in spec.items() if k != "overrides"}, "train_images": len(labels),
+    return {**{k: v for k, v in spec.items() if k != "overrides"}, "train_images": count,
             "total_s": total_s, "timings_s": dict(result.timings), "peak_rss_mib_by_stage": peaks,
+            "peak_anon_rss_mib_by_stage": anon, "peak_anon_rss_mib": max(anon.values()),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
-            "train_uint8_mib": images.nbytes / 2**20, "train_float32_mib": images.nbytes * 4 / 2**20,
+            "held": result.source.get("held", "memory") if result.source else "memory",
+            "train_uint8_mib": train_bytes / 2**20, "train_float32_mib": train_bytes * 4 / 2**20,
             "trajectories": result.decisions.get("trajectories"), "condensed_accuracy": accuracy}
 
 
@@ -159,7 +194,7 @@ def pipeline(args: argparse.Namespace) -> None:
     rows = []
     for factor in (int(f) for f in args.factors.split(",")):
         spec = {"factor": factor, "images": args.base * factor, "threads": args.threads, "ipc": 10,
-                "overrides": PIPELINE_OVERRIDES}
+                "overrides": PIPELINE_OVERRIDES, "mapped": args.mapped}
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scaling", "--pipeline-one", json.dumps(spec)],
                              capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -173,7 +208,8 @@ def pipeline(args: argparse.Namespace) -> None:
         record = stamp(suite="scaling-pipeline", dataset="fashion-mnist train subset (stratified, seed 0); holdout: "
                        "first 2,000 test images", settings=PIPELINE_OVERRIDES, pipeline=rows)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "scaling.pipeline.json").write_text(json.dumps(record, indent=2) + "\n")
+        name = "scaling.pipeline.mapped.json" if args.mapped else "scaling.pipeline.json"
+        (RESULTS / name).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=2, help="at least 2 (the config needs a window)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pipeline", action="store_true", help="whole pad_sdk.distill calls (base 7500, 1,2,4,8)")
+    parser.add_argument("--mapped", action="store_true", help="with --pipeline: read a Parquet source over a zero "
+                        "memory budget, so the images are held in a file mapping (scaling.pipeline.mapped.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import connectors
-from pad_sdk.core.images import Images, StoredImages, batches
+from pad_sdk.core.images import Images, StoredImages, batches, normalise
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.core.zca import ZCAWhitening
 from pad_sdk.errors import ConfigError, DataError, translated_errors
@@ -43,9 +43,7 @@ class Normalisation:
     std: tuple[float, ...]
 
     def apply(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return normalise(images, self.mean, self.std)
 
     def invert(self, images: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)

@@ -20,7 +20,7 @@ import torch
 
 from pad_sdk.core.zca import ZCAWhitening
 
-__all__ = ["Images", "StoredImages", "batches"]
+__all__ = ["Images", "StoredImages", "batches", "normalise"]
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,7 @@ class StoredImages:
         if self.scale != 1.0:
             x = x / self.scale
         if self.mean is not None and self.std is not None:
-            mean = torch.tensor(self.mean).view(1, -1, 1, 1).to(x.device)
-            std = torch.tensor(self.std).view(1, -1, 1, 1).to(x.device)
-            x = (x - mean) / std
+            x = normalise(x, self.mean, self.std)
         if self.zca is not None:
             x = self.zca.transform(x)
         return x
@@ -123,6 +121,13 @@ class StoredImages:
     def materialise(self) -> torch.Tensor:
         """Every image as one float32 tensor (N x C x H x W x 4 bytes): only for small sets."""
         return self[0:len(self)]
+
+
+def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(images - mean) / std`` per channel of (N, C, H, W) float images, on their device."""
+    shape = (1, -1, 1, 1)
+    return (images - torch.tensor(mean, device=images.device).view(shape)) / torch.tensor(
+        std, device=images.device).view(shape)
 
 
 # What code that only indexes images accepts: a float tensor or stored images.

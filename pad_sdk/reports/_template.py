@@ -162,7 +162,7 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 {% set p = r.provenance %}
 <table>
 <tr><th>run id</th><td><code>{{ p.run_id }}</code></td></tr><tr><th>created</th><td>{{ p.created_at }}</td></tr>
-<tr><th>source</th><td><code>{{ p.source_uri or "in-memory arrays" }}</code> ({{ p.source_format or "arrays" }}, {{ p.source_rows }} rows)</td></tr>
+<tr><th>source</th><td><code>{{ p.source_uri or "in-memory arrays" }}</code> ({{ p.source_format or "arrays" }}, {{ p.source_rows }} rows{% if p.source_held != "memory" %}; training images held in a {{ p.source_held }}{% endif %})</td></tr>
 <tr><th>fingerprint</th><td><code>{{ p.source_fingerprint or "-" }}</code></td></tr>
 <tr><th>holdout</th><td><code>{{ p.split | tojson if p.split else "-" }}</code></td></tr>
 <tr><th>classes</th><td>{{ p.class_names | join(", ") }}</td></tr>

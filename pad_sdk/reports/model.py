@@ -101,6 +101,8 @@ class Provenance(_Frozen):
     source_format: str | None
     source_rows: int | None
     split: dict[str, Any] | None
+    source_held: str = Field("memory", description="where the run held the training images: memory, or a file "
+                             "mapping (a source over the local runtime's data budget)")
     class_names: tuple[str, ...]
     policy_name: str | None
     policy: dict[str, Any] | None
@@ -340,7 +342,8 @@ def build_report(
         created_at=now.isoformat(timespec="seconds"),
         source_uri=first.source.get("uri"), source_fingerprint=first.source.get("fingerprint"),
         source_format=first.source.get("format"), source_rows=first.source.get("rows"),
-        split=first.source.get("split"), class_names=tuple(first.condensed.class_names),
+        split=first.source.get("split"), source_held=first.source.get("held", "memory"),
+        class_names=tuple(first.condensed.class_names),
         policy_name=None if policy is None else policy.get("name"), policy=policy,
         preset=first.config.preset or "custom", seed=first.config.seed, runtime=runtime,
         runtime_options=dict(runtime_options or {}), hardware=hardware,

@@ -47,6 +47,8 @@ def test_distill_from_local_dir_writes_export_and_reports(local_run: tuple[Any, 
     assert entry.accuracy.condensed.accuracies == tuple(recorded["accuracy"]["condensed"]["accuracies"])
     assert entry.timings == recorded["timings"]
     assert (output / "report.html").stat().st_size > 10_000
+    assert report.provenance.source_held == "file mapping"
+    assert "training images held in a file mapping" in (output / "report.html").read_text()
     # --log-json: structured records on stderr, one JSON object per line
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert any(r["event"] == "stage.progress" and r["stage"] == "distill" for r in records)

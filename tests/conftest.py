@@ -19,6 +19,15 @@ import pytest
 # pages run with the default.
 os.environ.setdefault("PAD_SDK_ESTIMATE", "off")
 
+# Under pytest-xdist (make test: two workers on the machine's two cores) each worker trains with one thread:
+# two workers each starting an OpenMP pool per core oversubscribe the cores, and a spinning pool that loses
+# its core slows small networks many times over.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 S3_KEY = "testing"
 S3_REGION = "us-east-1"
 

@@ -212,6 +212,36 @@ def pipeline(args: argparse.Namespace) -> None:
         (RESULTS / name).write_text(json.dumps(record, indent=2) + "\n")
 
 
+def gather(repeats: int = 3) -> None:
+    """Seconds to read one shuffled epoch of the 60,000 training images in minibatches of 256 (``images[rows]``,
+    float32 out), held in memory and in a file mapping, alternating, one thread: what mapping costs a stage."""
+    import torch
+
+    import connectors
+    from pad_sdk.data import raw_from_source, read_here
+    from pad_sdk.disk_data import raw_on_disk
+
+    torch.set_num_threads(1)
+    source = connectors.open_source(FMNIST)
+    held = {"memory": raw_from_source(source, read_here, holdout_fraction=0.2, seed=0).train_images,
+            "file mapping": raw_on_disk(source, holdout_fraction=0.2, seed=0,
+                                        folder=tempfile.mkdtemp(prefix="pad-bench-")).train_images}
+    assert torch.equal(held["memory"][0:512], held["file mapping"][0:512])
+    generator = torch.Generator().manual_seed(0)
+    seconds: dict[str, list[float]] = {name: [] for name in held}
+    for _ in range(repeats):
+        for name, images in held.items():
+            order = torch.randperm(len(images), generator=generator)
+            started = time.perf_counter()
+            for rows in torch.split(order, 256):
+                images[rows]
+            seconds[name].append(time.perf_counter() - started)
+    record = stamp(suite="mapped-gather", images=len(held["memory"]), batch=256, seconds=seconds,
+                   ratio=min(seconds["file mapping"]) / min(seconds["memory"]))
+    print(json.dumps(record["seconds"]), f"ratio (best of {repeats}) {record['ratio']:.2f}", flush=True)
+    (RESULTS / "scaling.gather.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=int, default=5000, help="images at 1x (stratified, a multiple of 10)")
@@ -224,7 +254,12 @@ def main(argv: list[str] | None = None) -> None:
                         "memory budget, so the images are held in a file mapping (scaling.pipeline.mapped.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline-one", help=argparse.SUPPRESS)
+    parser.add_argument("--gather", action="store_true", help="one shuffled epoch of minibatch reads, in memory "
+                        "and mapped, alternating (results/scaling.gather.json)")
     args = parser.parse_args(argv)
+    if args.gather:
+        gather()
+        return
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
         return

@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # two pytest-xdist workers: the Ray tests (mostly waiting on Ray) in one, the training tests in the other
+# (tests/conftest.py: pytest_xdist_make_scheduler)
 TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench docs clean
@@ -21,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/pad-sdk demo --output demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

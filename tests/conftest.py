@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -180,22 +181,40 @@ def estimate_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAD_SDK_ESTIMATE", "on")
 
 
-RAY_GROUP = "ray"
+# "ray" as a word in a test's id: tests/ray/, test_cli_ray.py, test_ray_..., [ray.md]; not "array"
+RAY_ID = re.compile(r"(?<![a-z])ray(?![a-z])")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``).
+def _uses_ray(item: pytest.Item) -> bool:
+    return "ray" in item.keywords or "ray_nodes" in getattr(item, "fixturenames", ())
 
-    Every test that uses the session Ray cluster goes to one worker (``xdist_group``): one cluster of
-    2 CPUs at a time, whose fixtures (cluster, second node, reference runs) are built once. Those tests
-    mostly wait on Ray (starts, health checks, restarts) while the other worker trains networks, and as
-    the longest group they come first, so that the group does not start last and finish alone.
+
+def _in_ray_group(nodeid: str) -> bool:
+    return RAY_ID.search(nodeid.lower()) is not None
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs two pytest-xdist workers (``-n 2``); every test whose id says "ray" goes to one of them.
+
+    There is then one Ray cluster at a time (2 CPUs), whose session fixtures (cluster, second node, reference
+    runs) are built once; those tests mostly wait on Ray (starts, health checks, restarts) while the other
+    worker trains networks. (``--dist loadgroup`` would do this with markers, but xdist 3.8 sets a node id
+    attribute that pytest 9 no longer reads; the scheduler hook is public.)
     """
-    def uses_ray(item: pytest.Item) -> bool:
-        return "ray" in item.keywords or "ray_nodes" in getattr(item, "fixturenames", ())
+    from xdist.scheduler import LoadScopeScheduling
 
-    for item in items:
-        if uses_ray(item):
-            item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
-    items.sort(key=lambda item: not uses_ray(item))  # stable: the order within each part is kept
+    class RayTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if _in_ray_group(nodeid) else nodeid
+
+    return RayTogether(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The Ray group, the longest, comes first, so that it does not start last and finish alone. A test that
+    uses the Ray cluster must say "ray" in its id, or the scheduler would start a second cluster."""
+    unnamed = [item.nodeid for item in items if _uses_ray(item) and not _in_ray_group(item.nodeid)]
+    if unnamed:
+        raise pytest.UsageError(f"tests use the Ray cluster without 'ray' in their id: {unnamed}; rename them")
+    items.sort(key=lambda item: not _in_ray_group(item.nodeid))  # stable: the order within each part is kept

@@ -142,6 +142,7 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
         stages = context.stages(config)
         started = time.perf_counter()
         distiller = stages.make_distiller(experts, ipc, seed_offset=0)
+        initial = distiller.synthetic.detached()
         distiller.run(config.distill.iterations)
         seconds = time.perf_counter() - started
         synthetic = distiller.synthetic.detached()
@@ -152,6 +153,11 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
             "mean_loss": float(np.mean([r.loss for r in distiller.history])) if distiller.history else None,
             "hard_labels": bool((synthetic.label_logits.max(1).values == HARD_LABEL_LOGIT).all()),
             "label_agreement": float((synthetic.label_logits.argmax(1) == synthetic.classes).float().mean()),
+            # how far distillation moved the images and labels (RMS change / RMS of the initial values)
+            "image_change": float((synthetic.images - initial.images).pow(2).mean().sqrt()
+                                  / initial.images.pow(2).mean().sqrt()),
+            "label_change": float((synthetic.label_logits - initial.label_logits).pow(2).mean().sqrt()
+                                  / initial.label_logits.pow(2).mean().sqrt()),
             "selection": kept_layers(stages), "accuracy": {}}
         for mode in modes:
             entry["accuracy"][mode] = evaluate(stages, synthetic, mode, tests)

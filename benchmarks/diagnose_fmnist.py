@@ -43,6 +43,7 @@ from pad_sdk.pipeline import Stages, experts_key
 # initial set
 VARIANTS: dict[str, dict[str, Any]] = {
     "init": {"iterations": 0},
+    "init_real": {"iterations": 0, "pix_init": "real"},
     "preset": {},
     "datm": {"selection_mode": "none"},
     "ratio0.5": {"selection_ratio": 0.5},
@@ -55,6 +56,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "iter50": {"iterations": 50},
     "real_init": {"pix_init": "real"},
     "real_init_hard": {"pix_init": "real", "soft_labels": False},
+    "herding_init": {"pix_init": "herding"},
+    "herding_init_hard": {"pix_init": "herding", "soft_labels": False},
+    "init_herding": {"iterations": 0, "pix_init": "herding"},
 }
 EVAL_MODES = ("learned", "hard", "soft-0.01")
 
@@ -166,6 +170,19 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
         out.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def merge(parts: list[Path], out: Path) -> None:
+    """One record from several runs' files: each variant keeps the command, commit and time it was measured at."""
+    record: dict[str, Any] = {"parts": [], "variants": {}}
+    for part in parts:
+        data = json.loads(part.read_text())
+        header = {k: v for k, v in data.items() if k != "variants"}
+        record["parts"].append(header)
+        for name, entry in data["variants"].items():
+            record["variants"][f"ipc{data['ipc']}:{name}"] = dict(entry, command=header["command"],
+                                                                   commit=header["commit"])
+    out.write_text(json.dumps(record, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipc", type=int, default=50)
@@ -174,7 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--experts-cache", type=Path, help="a file to keep the experts in between processes")
     parser.add_argument("--extra-validation", type=int, default=5000)
+    parser.add_argument("--merge", type=Path, nargs="+",
+                        help="no run: merge the variants of these files (runs in parallel processes) into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     run(args.ipc, args.variants.split(","), args.modes.split(","), args.out, args.experts_cache,
         args.extra_validation)
 

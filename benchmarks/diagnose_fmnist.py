@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "herding_init": {"pix_init": "herding"},
     "herding_init_hard": {"pix_init": "herding", "soft_labels": False},
     "init_herding": {"iterations": 0, "pix_init": "herding"},
+    "herding_init_hard_lr_img100": {"pix_init": "herding", "soft_labels": False, "lr_img": 100.0},
 }
 EVAL_MODES = ("learned", "hard", "soft-0.01")
 
@@ -163,18 +165,38 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
             "label_change": float((synthetic.label_logits - initial.label_logits).pow(2).mean().sqrt()
                                   / initial.label_logits.pow(2).mean().sqrt()),
             "selection": kept_layers(stages), "accuracy": {}}
-        for mode in modes:
+        for mode in modes:  # written after every network, so a run cut short keeps what it measured
             entry["accuracy"][mode] = evaluate(stages, synthetic, mode, tests)
-            print(name, mode, {k: round(100 * v, 2) for k, v in entry["accuracy"][mode].items()}, flush=True)
-        record["variants"][name] = entry
-        out.write_text(json.dumps(record, indent=2) + "\n")
+            print(name, mode, json.dumps(entry["accuracy"][mode]), flush=True)
+            record["variants"][name] = entry
+            out.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def merge(parts: list[Path], out: Path) -> None:
-    """One record from several runs' files: each variant keeps the command, commit and time it was measured at."""
+LOG_LINE = re.compile(r"^(\S+) (learned|hard|soft-0\.01) (\{.*\})$", re.MULTILINE)
+
+
+def recover_from_log(log: Path, ipc: int, command: str, at_commit: str) -> dict[str, Any]:
+    """The accuracies a run cut short had printed (its file is written only at the end of a variant in
+    commit 6661908 and before), as a part marked ``recovered_from_log``."""
+    variants: dict[str, Any] = {}
+    for name, mode, values in LOG_LINE.findall(log.read_text()):
+        values = values.replace("'", '"')
+        scores = {k: v / 100 if v > 1 else v for k, v in json.loads(values).items()}  # older logs print %
+        variants.setdefault(name, {"changes": VARIANTS[name], "accuracy": {}, "recovered_from_log": str(log)})
+        variants[name]["accuracy"][mode] = scores
+    return {"command": command, "commit": at_commit, "ipc": ipc, "variants": variants}
+
+
+def merge(parts: list[Path], out: Path, logs: list[str]) -> None:
+    """One record from several runs' files (and logs, ``path::ipc::commit::command``): each variant keeps
+    the command and commit it was measured at."""
     record: dict[str, Any] = {"parts": [], "variants": {}}
-    for part in parts:
-        data = json.loads(part.read_text())
+    recovered = []
+    for spec in logs:
+        path, ipc, at_commit, command = spec.split("::", 3)
+        recovered.append(recover_from_log(Path(path), int(ipc), command, at_commit))
+    for part in [json.loads(p.read_text()) for p in parts] + recovered:
+        data = part
         header = {k: v for k, v in data.items() if k != "variants"}
         record["parts"].append(header)
         for name, entry in data["variants"].items():
@@ -193,9 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-validation", type=int, default=5000)
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="no run: merge the variants of these files (runs in parallel processes) into --out")
+    parser.add_argument("--recover-log", nargs="+", help="with --merge: add the accuracies printed in these logs "
+                        "(path::ipc::commit::command) of runs cut short")
     args = parser.parse_args(argv)
-    if args.merge:
-        merge(args.merge, args.out)
+    if args.merge or args.recover_log:
+        merge(args.merge or [], args.out, args.recover_log or [])
         return
     run(args.ipc, args.variants.split(","), args.modes.split(","), args.out, args.experts_cache,
         args.extra_validation)

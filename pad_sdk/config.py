@@ -143,7 +143,9 @@ class DistillSettings(_Frozen):
     threshold: float = Field(1.0, gt=0, description="optimisers step only when the matching loss <= threshold")
     selection_mode: Literal["none", "depth", "layer", "error"] = "depth"
     selection_ratio: float = Field(0.5, ge=0, lt=1, description="alpha: fraction of parameters dropped")
-    pix_init: Literal["correct", "real", "noise"] = "correct"
+    pix_init: Literal["correct", "real", "herding", "noise"] = Field(
+        "correct", description="initial images: correct (real images an expert classifies correctly, DATM/PAD), "
+        "real (random real), herding (herding on the first expert's embeddings, per class), noise")
     soft_labels: bool = True
     learn_labels: bool = True
     learn_lr: bool = True

@@ -11,6 +11,7 @@ No I/O and no logging set-up here: progress leaves through the ``on_iteration`` 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.coresets import embed, per_class
 from pad_sdk.core.images import Images, batches
 from pad_sdk.core.matching import UNROLL_MODES, ParameterSelection, SelectionMode, StudentProblem, plan_unroll
 from pad_sdk.core.memory import UnrollChoice, choose_unroll, default_budget
-from pad_sdk.core.params import ParamSpec, functional_forward
+from pad_sdk.core.params import ParamSpec, functional_forward, load_flat_params
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.errors import DataError, DistillationError
 
@@ -72,7 +74,7 @@ class DistillSettings(Protocol):
     @property
     def selection_ratio(self) -> float: ...
     @property
-    def pix_init(self) -> Literal["correct", "real", "noise"]: ...  # correct | real | noise
+    def pix_init(self) -> Literal["correct", "real", "herding", "noise"]: ...
     @property
     def soft_labels(self) -> bool: ...
     @property
@@ -132,6 +134,8 @@ def initialise_synthetic(
 
     ``correct`` (DATM/PAD default): per class, scan a random permutation and keep the first ``ipc`` real
     images that an expert's final checkpoint classifies correctly (switching expert if a class runs out).
+    ``real``: the first ``ipc`` of the permutation. ``herding``: per class, herding (Welling) on the
+    embeddings of the first expert's final checkpoint, as the herding baseline picks them (deterministic).
     Label logits start as the mean final-expert logits over the experts that classify the image correctly.
     """
     counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
@@ -142,7 +146,9 @@ def initialise_synthetic(
             f"{[counts[c] for c in short]}; lower the IPC"
         )
     chosen: list[torch.Tensor] = []
-    for c in range(data.num_classes):
+    if settings.pix_init == "herding":
+        chosen = [herding_rows(data, ipc, network, final_params[0])]
+    for c in range(data.num_classes if settings.pix_init != "herding" else 0):
         members = torch.nonzero(data.labels == c, as_tuple=True)[0]
         members = members[torch.randperm(members.numel(), generator=generator)]
         if settings.pix_init == "correct":
@@ -163,6 +169,13 @@ def initialise_synthetic(
             HARD_LABEL_LOGIT if not settings.soft_labels else 10.0
         )
     return SyntheticSet(images, label_logits, torch.tensor(settings.lr_init), classes)
+
+
+def herding_rows(data: LabelledImages, ipc: int, network: nn.Module, params: torch.Tensor) -> torch.Tensor:
+    """Global rows (K * ipc,) picked per class by herding on the embeddings of ``network`` with ``params`` (P,)."""
+    agent = copy.deepcopy(network)  # the distiller's network keeps its own parameters
+    load_flat_params(agent, params)
+    return per_class(embed(agent, data.images), data.labels, data.num_classes, ipc, "herding")
 
 
 def _logits_of(network: nn.Module, spec: ParamSpec, params: torch.Tensor, images: Images) -> torch.Tensor:

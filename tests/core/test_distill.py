@@ -10,7 +10,8 @@ from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, SyntheticSet, initialise_synthetic, start_epoch_bound
 from pad_sdk.core.experts import ExpertPlan, train_expert
 from pad_sdk.core.networks import create_network
-from pad_sdk.core.params import ParamSpec
+from pad_sdk.core.coresets import embed, per_class
+from pad_sdk.core.params import ParamSpec, load_flat_params
 from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe
 
@@ -124,3 +125,23 @@ def test_too_few_real_images_for_the_ipc_is_reported() -> None:
         initialise_synthetic(data, 5, network=network, spec=ParamSpec.of(network),
                              final_params=[torch.zeros(ParamSpec.of(network).numel)], settings=_settings(),
                              generator=make_generator(0))
+
+
+def test_herding_initialisation_picks_the_herding_baseline_images() -> None:
+    """pix_init=herding starts from the images the herding baseline picks with the first expert's network,
+    whatever the seed; the distiller's own network keeps its parameters."""
+    data = _data(1, 8, per_class=6)
+    settings = _settings(pix_init="herding")
+    first, other = _distiller(data, settings, seed=0), _distiller(data, settings, seed=5)
+    assert torch.equal(first.synthetic.images, other.synthetic.images)
+    expert = first.experts[0][-1]
+    agent = seeded(0, _build(data))
+    load_flat_params(agent, expert)
+    rows = per_class(embed(agent, data.images), data.labels, data.num_classes, 2, "herding")
+    assert torch.equal(first.synthetic.images.detach(), data.images[rows])
+    assert first.synthetic.classes.tolist() == [0, 0, 1, 1, 2, 2]
+    untouched = seeded(0, _build(data))
+    assert all(torch.equal(a, b) for a, b in zip(first.network.parameters(), untouched.parameters(), strict=True))
+    # a random real start (the same seed) picks other images: the test can tell the two apart
+    assert not torch.equal(_distiller(data, _settings(pix_init="real"), seed=0).synthetic.images.detach(),
+                           data.images[rows])

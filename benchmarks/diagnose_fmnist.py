@@ -124,7 +124,8 @@ def evaluate(stages: Stages, synthetic: SyntheticSet, mode: str, tests: dict[str
 def kept_layers(stages: Stages) -> dict[str, Any]:
     """Which parameters the depth cut keeps: the flat cut and the share kept of every parameter tensor."""
     spec = ParamSpec.of(stages.network_factory()())
-    cut = int(stages.config.distill.selection_ratio * spec.numel) if stages.config.distill.selection_mode == "depth" else 0
+    distill = stages.config.distill
+    cut = int(distill.selection_ratio * spec.numel) if distill.selection_mode == "depth" else 0
     kept, offset = {}, 0
     for name, size in zip(spec.names, spec.sizes, strict=True):
         kept[name] = round(min(1.0, max(0.0, (offset + size - cut) / size)), 3)

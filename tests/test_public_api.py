@@ -10,7 +10,8 @@ def test_pad_sdk_exports_exactly_these_names() -> None:
         [
             "AccuracyReport", "BudgetError", "BudgetExceeded", "BudgetExhausted",
             "CondensedDataset", "CondensedSet", "ConfigError", "ConnectorError", "DataError",
-            "DistillResult", "DistillationError", "LocalRuntime", "PadConfig", "PadError", "PolicyError", "PolicyViolation",
+            "DistillResult", "DistillationError", "LocalRuntime", "PadConfig", "PadError", "PolicyError",
+            "PolicyViolation",
             "TrajectoryStoreError", "WorkerError", "__version__", "available_presets", "compare", "distill",
             "evaluate_export", "load_condensed", "Plan", "plan", "preset_config", "sweep",
         ]

@@ -146,9 +146,10 @@ def initialise_synthetic(
             f"{[counts[c] for c in short]}; lower the IPC"
         )
     chosen: list[torch.Tensor] = []
-    if settings.pix_init == "herding":
+    herding = settings.pix_init == "herding"
+    if herding:
         chosen = [herding_rows(data, ipc, network, final_params[0])]
-    for c in range(data.num_classes if settings.pix_init != "herding" else 0):
+    for c in range(0 if herding else data.num_classes):  # the other starts pick per class
         members = torch.nonzero(data.labels == c, as_tuple=True)[0]
         members = members[torch.randperm(members.numel(), generator=generator)]
         if settings.pix_init == "correct":

@@ -34,8 +34,11 @@ CASES: dict[str, tuple[str, int | None, str, int, str]] = {
     "digits-tiny-ray": ("digits", None, "tiny", 10, "ray"),
 }
 FMNIST_TEST_ROWS = 2000  # of the official 10,000 test images, seeded: the holdout every evaluation tests on
+RAY_WORKERS = 2  # distillation workers of the Ray case, on an embedded cluster bound to 127.0.0.1
+# as tests/conftest.py's RAY_ENV: loopback only, no auth token file, no usage stats, quick Train V2 start-up
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0"}
+           "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+           "RAY_TRAIN_METRICS_ENABLED": "0"}
 
 
 def _data(kind: str, per_class: int | None) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def child(name: str) -> dict[str, Any]:
     if runtime == "ray":
         from pad_sdk.runtime.ray import RayRuntime
 
-        with RayRuntime(num_workers=1) as engine:
+        with RayRuntime(num_workers=RAY_WORKERS) as engine:
             result = pad_sdk.distill(**data, ipc=ipc, preset=preset, runtime=engine)
     else:
         result = pad_sdk.distill(**data, ipc=ipc, preset=preset)
@@ -80,6 +83,9 @@ def child(name: str) -> dict[str, Any]:
         "estimated_peak_host_mib": round(estimate.get("peak_host_bytes", 0) / 2**20),
         "actual_peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "calibration_load_average": estimate.get("load_average"),
+        "calibration_cpu_share": estimate.get("cpu_share"),
+        "estimate_notes": estimate.get("notes", []),
+        **({"ray_workers": RAY_WORKERS} if runtime == "ray" else {}),
     }
 
 

@@ -19,6 +19,7 @@ What it cannot know: memory taken by other code in the process later, or an allo
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import resource
 import threading
@@ -40,6 +41,8 @@ from pad_sdk.reports.cost import Prices
 # Stage names match the keys of ``DistillResult.timings``, so that a report can set estimate against actual.
 STAGE_ORDER = ("calibration", "scoring", "experts", "probes", "distillation", "subset_check", "evaluation",
                "full_reference")
+# Images per inference chunk: ``predict_logits``'s default, the chunk every stage's inference passes.
+FORWARD_BATCH: int = inspect.signature(predict_logits).parameters["batch_size"].default
 # What to cut when a stage is too expensive: the settings that scale it.
 CUTS = {
     "scoring": "scoring.runs / scoring.epochs",
@@ -235,6 +238,9 @@ class Calibration:
                  time_cap: float = 2.0) -> None:
         per_class = max(max_ipc, -(-512 // data.train.num_classes))
         self.sample = calibration_sample(data, per_class, make_generator(0))
+        # the largest inference chunk a stage passes at once (predict_logits's batches)
+        sets = (data.train, data.test, data.validation)
+        self.forward_batch = min(FORWARD_BATCH, max(len(images) for images in sets if images is not None))
         self.device = device
         self.repeats = repeats
         self.time_cap = time_cap
@@ -271,11 +277,6 @@ class Calibration:
         self.rise_bytes[key] = _MEASURED_RISE[full_key]
         return self.seconds[key]
 
-    def rise(self, prefix: str) -> int:
-        """The largest per-call memory rise among the kinds of work measured so far whose key starts with
-        ``prefix`` (``train_step[b=64,``: that batch size)."""
-        return max((b for k, b in self.rise_bytes.items() if k.startswith(prefix)), default=0)
-
     def _stages(self, cfg: PadConfig) -> Stages:
         return Stages(cfg, self.sample, device=self.device)
 
@@ -301,18 +302,21 @@ class Calibration:
         return f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]"
 
     def forward_image(self, cfg: PadConfig) -> float:
-        """Seconds per image of an inference pass (scoring the data, testing on the holdout)."""
+        """Seconds per image of an inference pass (scoring the data, testing on the holdout), timed on one chunk
+        of the size the stages pass at once (the sample repeated up to it): its activations are the stage's
+        memory rise."""
         train = self.sample.train
         network = seeded(0, self._stages(cfg).network_factory()).to(self.device)
+        images = train.images[torch.arange(self.forward_batch) % len(train)]
 
         def forward() -> None:
-            predict_logits(network, train.images)
+            predict_logits(network, images, batch_size=FORWARD_BATCH)
 
-        return self._timed(self.forward_key, cfg, forward) / len(train)
+        return self._timed(self.forward_key, cfg, forward) / self.forward_batch
 
     @property
     def forward_key(self) -> str:
-        return f"forward[{len(self.sample.train)} images]"
+        return f"forward[{self.forward_batch} images]"
 
     def distill_iteration(self, cfg: PadConfig) -> tuple[float, int]:
         """Seconds of one distillation iteration at ``cfg``'s IPC, and the unroll's peak bytes (as the run will

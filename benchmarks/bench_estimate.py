@@ -8,6 +8,9 @@ before and after (the machine is shared: figures taken under another process's l
 
     nice -n 5 python -m benchmarks.bench_estimate                  # every case
     nice -n 5 python -m benchmarks.bench_estimate --cases digits-tiny fmnist-tiny
+    python -m benchmarks.bench_estimate --cases digits-cpu-small --keep   # rerun one, keep the other rows
+
+Each row records the commit, command and load it ran with (``--keep`` rows may come from earlier runs).
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ CASES: dict[str, tuple[str, int | None, str, int, str]] = {
     "digits-tiny-ray": ("digits", None, "tiny", 10, "ray"),
 }
 FMNIST_TEST_ROWS = 2000  # of the official 10,000 test images, seeded: the holdout every evaluation tests on
+RAY_WORKERS = 2  # distillation workers of the Ray case, on an embedded cluster bound to 127.0.0.1
+# as tests/conftest.py's RAY_ENV: loopback only, no auth token file, no usage stats, quick Train V2 start-up
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0"}
+           "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+           "RAY_TRAIN_METRICS_ENABLED": "0"}
 
 
 def _data(kind: str, per_class: int | None) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def child(name: str) -> dict[str, Any]:
     if runtime == "ray":
         from pad_sdk.runtime.ray import RayRuntime
 
-        with RayRuntime(num_workers=1) as engine:
+        with RayRuntime(num_workers=RAY_WORKERS) as engine:
             result = pad_sdk.distill(**data, ipc=ipc, preset=preset, runtime=engine)
     else:
         result = pad_sdk.distill(**data, ipc=ipc, preset=preset)
@@ -80,12 +86,20 @@ def child(name: str) -> dict[str, Any]:
         "estimated_peak_host_mib": round(estimate.get("peak_host_bytes", 0) / 2**20),
         "actual_peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "calibration_load_average": estimate.get("load_average"),
+        "calibration_cpu_share": estimate.get("cpu_share"),
+        "estimate_notes": estimate.get("notes", []),
+        **({"ray_workers": RAY_WORKERS} if runtime == "ray" else {}),
     }
 
 
-def run(cases: list[str]) -> Path:
+def run(cases: list[str], keep: bool = False) -> Path:
     at_commit = commit()
     path = RESULTS / "estimate.json"
+    kept: list[dict[str, Any]] = []
+    if keep and path.exists():
+        old = json.loads(path.read_text())
+        kept = [{"commit": old.get("commit"), "command": old.get("command"), **row} for row in old.get("rows", [])
+                if row["case"] not in cases]
     rows: list[dict[str, Any]] = []
     for name in cases:
         load_before = round(os.getloadavg()[0], 2)
@@ -100,9 +114,12 @@ def run(cases: list[str]) -> Path:
         row["load_average_before"], row["load_average_after"] = load_before, round(os.getloadavg()[0], 2)
         row["time_error"] = round(row["estimated_s"] / row["actual_s"] - 1, 3)
         row["memory_error"] = round(row["estimated_peak_host_mib"] / row["actual_peak_host_mib"] - 1, 3)
-        rows.append(row)
+        header = stamp(at_commit=at_commit)
+        rows.append({"commit": at_commit, "command": header["command"], **row})
         # written after every case, so that a run cut short keeps the cases it finished
-        path.write_text(json.dumps({**stamp(at_commit=at_commit), "rows": rows}, indent=2) + "\n")
+        order = {case: i for i, case in enumerate(CASES)}
+        merged = sorted(kept + rows, key=lambda r: order.get(r["case"], len(order)))
+        path.write_text(json.dumps({**header, "rows": merged}, indent=2) + "\n")
         print(f"{name}: estimated {row['estimated_s']} s vs {row['actual_s']} s ({row['time_error']:+.0%}); "
               f"peak {row['estimated_peak_host_mib']} vs {row['actual_peak_host_mib']} MiB "
               f"({row['memory_error']:+.0%}); load {load_before} -> {row['load_average_after']}", flush=True)
@@ -112,12 +129,13 @@ def run(cases: list[str]) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--keep", action="store_true", help="keep the recorded rows of the cases not rerun")
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child)), flush=True)
         return
-    print(f"wrote {run(args.cases)}")
+    print(f"wrote {run(args.cases, keep=args.keep)}")
 
 
 if __name__ == "__main__":

@@ -253,8 +253,10 @@ def sweep(
             stop["not_done"] += [f"ipc {c.ipc}" for c in run.configs[position + 1:]]
             stages.decisions["budget_stop"] = stop
         stages.decisions["resources"] = {"peak_host_bytes": peak_rss_bytes()}
+        # what the run spent at the machine-hour price (the budget guard's measure): judged by max_compute_cost
+        spent = (total / 3600 * prices.hour_price("gpu" if on_gpu else "cpu"), prices.currency)
         results.append(_package(stages, synthetic, history, accuracy, total, run.raw, run.policy, strict, soft,
-                                context.cached_orders(cfg), estimate))
+                                context.cached_orders(cfg), estimate, spent))
         if stop is not None:
             log.warning("run.budget_stop", **{k: v for k, v in stop.items() if k != "message"})
             break
@@ -409,14 +411,15 @@ def _evaluate(engine: Runtime, stages: Stages, synthetic: SyntheticSet, full_dat
 
 def _package(stages: Stages, synthetic: SyntheticSet, history: list[IterationRecord],
              accuracy: AccuracyReport | None, total: float, raw: RawData, run_policy: policies.RunPolicy | None,
-             strict: bool, soft: bool, orders: Any, estimate: Plan | None = None) -> DistillResult:
+             strict: bool, soft: bool, orders: Any, estimate: Plan | None = None,
+             spent: tuple[float, str] | None = None) -> DistillResult:
     """The result: the condensed set, its measurements and verdict, timings and the run's decisions."""
     cfg, data = stages.config, stages.data
     timings = {**stages.timings, "total": total}
     kept_share = stages.pruning_kept_share(orders)
     # what a policy judges, kept with the result so that a report can judge a run made without a policy
     measurements = {**measured_results(accuracy, data.class_names, cfg, timings, data.group_column,
-                                       stages.decisions),
+                                       stages.decisions, compute_cost=spent),
                     **({"pruning_kept_share": dict(kept_share)} if kept_share is not None else {})}
     condensed = CondensedSet(
         images=synthetic.images.cpu(), labels=synthetic.classes.cpu(),

@@ -4,16 +4,25 @@ The estimate is measured, then multiplied. A short calibration times the real ne
 shape for each kind of work a run does (a training step at each batch size the stages use, a forward pass
 for scoring and testing, one distillation iteration with the real unroll), then the counts that the settings
 imply (runs, epochs, experts, iterations, images, the probes and subset checks the ``auto`` settings add)
-multiply those times. Peak host memory is the process as it stands (the interpreter, torch and the data, all
-already loaded) plus the largest stage's extra: the expert trajectories held in memory and the bytes autograd
-saves for the distillation's unroll (measured by :mod:`pad_sdk.core.memory`).
+multiply those times.
+
+Peak host memory is measured the same way. After the calibration has run every kind of work once, the process's
+resident memory holds the interpreter, torch, the prepared data and what the allocator keeps of that work (its
+arenas, thread pools, convolution workspaces): that is the floor of every stage. A sampler thread also records
+how far the resident memory rises above that floor while each kind of work runs (memory taken and handed back
+every call: the activations of a batch, the unroll's autograd graph). A stage's peak is the floor, plus the
+expert trajectories it holds, plus the largest such rise among its kinds of work; the run's peak is the largest
+stage's, and never below the process's own peak so far (``ru_maxrss``, which the calibration may have raised).
+What it cannot know: memory taken by other code in the process later, or an allocator that fragments over hours.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -32,6 +41,8 @@ from pad_sdk.reports.cost import Prices
 # Stage names match the keys of ``DistillResult.timings``, so that a report can set estimate against actual.
 STAGE_ORDER = ("calibration", "scoring", "experts", "probes", "distillation", "subset_check", "evaluation",
                "full_reference")
+# Images per inference chunk: ``predict_logits``'s default, the chunk every stage's inference passes.
+FORWARD_BATCH: int = inspect.signature(predict_logits).parameters["batch_size"].default
 # What to cut when a stage is too expensive: the settings that scale it.
 CUTS = {
     "scoring": "scoring.runs / scoring.epochs",
@@ -80,7 +91,12 @@ class Plan(_Frozen):
     cost: float
     currency: str
     calibration: dict[str, float] = Field(description="measured seconds per unit of each kind of work")
-    load_average: float | None = Field(description="1-minute load average while calibrating (noise indicator)")
+    load_average: float | None = Field(description="1-minute load average while calibrating, the higher of before "
+                                       "and after (noise indicator)")
+    cpus: int | None = Field(None, description="CPUs this process may use")
+    cpu_share: float | None = Field(None, description="CPU seconds the calibration got per wall second and torch "
+                                    "thread (near 1 on an idle machine; low when other processes took the CPUs)")
+    notes: tuple[str, ...] = Field((), description="what makes this estimate less certain (e.g. a loaded machine)")
     over_budget: tuple[dict[str, Any], ...] = Field((), description="budgets the estimate breaks (by pad_sdk.plan)")
     cuts: tuple[str, ...] = Field((), description="what to cut to fit the budget, when it is broken")
 
@@ -91,9 +107,10 @@ class Plan(_Frozen):
         """The one-line summary that opens a run."""
         parts = ", ".join(f"{s.stage} {format_seconds(s.seconds)}" for s in self.stages if s.seconds >= 0.5)
         device = "" if self.peak_device_bytes is None else f", device peak {self.peak_device_bytes / 2**30:.2f} GiB"
+        notes = "".join(f"; {note}" for note in self.notes)
         return (f"estimate: {format_seconds(self.seconds)} ({parts}); host peak {self.peak_host_bytes / 2**30:.2f} GiB"
                 f"{device}; reads {self.read_bytes / 1e6:,.1f} MB, writes {self.written_bytes / 1e6:,.1f} MB; "
-                f"{self.cost:,.4f} {self.currency}")
+                f"{self.cost:,.4f} {self.currency}{notes}")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -126,13 +143,77 @@ def process_rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _load_average() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def _cpus() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def load_notes(load: float | None, cpus: int | None, cpu_share: float | None) -> tuple[str, ...]:
+    """What the plan says when its timings were taken on a busy machine. The calibration takes the fastest of a
+    few timings, so short bursts of other work do not count; a load that lasts the whole calibration does, and
+    the estimate then assumes it lasts the whole run. Whether it will is what no calibration can know."""
+    if load is None or cpus is None or load <= cpus:
+        return ()
+    share = "" if cpu_share is None else f", got {cpu_share:.0%} of its CPUs"
+    return (f"calibrated under load {load:.1f} on {cpus} CPUs{share}: the times assume that load lasts "
+            "(a quieter machine runs faster; plan again when it is quiet)",)
+
+
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (``getrusage``; kilobytes on Linux)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-# Seconds measured in this process, by kind of work and what it depends on (see ``Calibration._median``).
+class RssSampler:
+    """The highest resident memory of this process while a block runs, sampled every ``interval`` seconds by a
+    thread (torch releases the GIL in its kernels, so the thread sees memory a kernel holds). ``rise`` is that
+    peak above the resident memory when the block began, never negative; ``ru_maxrss`` also counts when the
+    block raised the process's high-water mark (a peak shorter than the interval)."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.start = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, process_rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.start = process_rss_bytes()
+        self.peak = self.start
+        self._high_water = peak_rss_bytes()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pad-rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, process_rss_bytes())
+        high_water = peak_rss_bytes()
+        if high_water > self._high_water:  # the block set a new high-water mark: that is its peak
+            self.peak = max(self.peak, high_water)
+
+    @property
+    def rise(self) -> int:
+        return max(0, self.peak - self.start)
+
+
+# Seconds measured in this process, by kind of work and what it depends on (see ``Calibration._timed``).
 _MEASURED: dict[tuple[Any, ...], float] = {}
+_MEASURED_RISE: dict[tuple[Any, ...], int] = {}  # bytes the work takes and hands back per call, by the same key
 _MEASURED_BYTES: dict[str, int] = {}  # unroll peak bytes, by the distillation's key
 
 
@@ -157,10 +238,14 @@ class Calibration:
                  time_cap: float = 2.0) -> None:
         per_class = max(max_ipc, -(-512 // data.train.num_classes))
         self.sample = calibration_sample(data, per_class, make_generator(0))
+        # the largest inference chunk a stage passes at once (predict_logits's batches)
+        sets = (data.train, data.test, data.validation)
+        self.forward_batch = min(FORWARD_BATCH, max(len(images) for images in sets if images is not None))
         self.device = device
         self.repeats = repeats
         self.time_cap = time_cap
         self.seconds: dict[str, float] = {}
+        self.rise_bytes: dict[str, int] = {}  # per kind of work: resident memory it takes and gives back per call
 
     def _timed(self, key: str, cfg: PadConfig, work: Callable[[], None], repeats: int | None = None) -> float:
         """Seconds of ``work`` (the fastest of a few timings after a warm-up run); measured once per process for
@@ -169,21 +254,27 @@ class Calibration:
         full_key = (key, cfg.network.model_dump_json(), cfg.compute.model_dump_json(), shape,
                     self.sample.train.num_classes, str(self.device))
         if full_key not in _MEASURED:
-            work()  # warm-up: first-call allocations and kernel selection
+            work()  # warm-up: first-call allocations and kernel selection (what the allocator keeps of them
+            # stays in the process: the estimate's floor, read after the calibration)
             times: list[float] = []
+            rise = 0
             # up to ``repeats`` timings, fewer when they already took ``time_cap`` seconds (slow kinds of work),
             # more (up to 3x) while each is still much faster than the best before it: a fresh process runs its
             # first seconds of work several times slower (measured: 0.44 s against 0.014 s for one step)
             while len(times) < 3 * (repeats or self.repeats) and sum(times) < 3 * self.time_cap:
-                began = time.perf_counter()
-                work()
-                times.append(time.perf_counter() - began)
+                with RssSampler() as sampled:
+                    began = time.perf_counter()
+                    work()
+                    times.append(time.perf_counter() - began)
+                rise = max(rise, sampled.rise)
                 settled = len(times) >= 2 and times[-1] > 0.8 * min(times[:-1])
                 if len(times) >= (repeats or self.repeats) and (settled or sum(times) >= self.time_cap):
                     break
             # the least-disturbed timing: on a shared machine the others include waits for other processes
             _MEASURED[full_key] = min(times)
+            _MEASURED_RISE[full_key] = rise
         self.seconds[key] = _MEASURED[full_key]
+        self.rise_bytes[key] = _MEASURED_RISE[full_key]
         return self.seconds[key]
 
     def _stages(self, cfg: PadConfig) -> Stages:
@@ -204,22 +295,33 @@ class Calibration:
                 train_network(network, train.images[rows], train.labels[rows], recipe, generator=generator,
                               augment=stages.augment)
 
-        return self._timed(f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]", cfg, step)
+        return self._timed(self.step_key(cfg, batch, augment, architecture), cfg, step)
+
+    def step_key(self, cfg: PadConfig, batch: int, augment: bool, architecture: str | None = None) -> str:
+        batch = max(1, min(batch, len(self.sample.train)))
+        return f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]"
 
     def forward_image(self, cfg: PadConfig) -> float:
-        """Seconds per image of an inference pass (scoring the data, testing on the holdout)."""
+        """Seconds per image of an inference pass (scoring the data, testing on the holdout), timed on one chunk
+        of the size the stages pass at once (the sample repeated up to it): its activations are the stage's
+        memory rise."""
         train = self.sample.train
         network = seeded(0, self._stages(cfg).network_factory()).to(self.device)
+        images = train.images[torch.arange(self.forward_batch) % len(train)]
 
         def forward() -> None:
-            predict_logits(network, train.images)
+            predict_logits(network, images, batch_size=FORWARD_BATCH)
 
-        return self._timed(f"forward[{len(train)} images]", cfg, forward) / len(train)
+        return self._timed(self.forward_key, cfg, forward) / self.forward_batch
+
+    @property
+    def forward_key(self) -> str:
+        return f"forward[{self.forward_batch} images]"
 
     def distill_iteration(self, cfg: PadConfig) -> tuple[float, int]:
         """Seconds of one distillation iteration at ``cfg``'s IPC, and the unroll's peak bytes (as the run will
         choose them: :mod:`pad_sdk.core.memory` measures the bytes autograd saves per student step)."""
-        key = f"distill_iteration[ipc={cfg.ipc},{cfg.distill.model_dump_json()}]"
+        key = self.distill_key(cfg)
         made: list[Any] = []
 
         def iteration() -> None:
@@ -234,6 +336,10 @@ class Calibration:
 
         seconds = self._timed(key, cfg, iteration)
         return seconds, _MEASURED_BYTES.get(key, 0)
+
+    @staticmethod
+    def distill_key(cfg: PadConfig) -> str:
+        return f"distill_iteration[ipc={cfg.ipc},{cfg.distill.model_dump_json()}]"
 
     def _distiller(self, cfg: PadConfig) -> tuple[Stages, Any]:
         # experts of the real shape: a trajectory drifting from a real initialisation (its values do not change
@@ -279,6 +385,16 @@ def _epoch_seconds(cal: Calibration, cfg: PadConfig, images: int, batch: int, au
     return (full + rest / batch) * cal.train_step(cfg, batch, augment, architecture)
 
 
+def _rise(cal: Calibration, keys: Sequence[str]) -> int:
+    """The largest measured per-call memory rise among these kinds of work (all measured already)."""
+    return max((cal.rise_bytes.get(key, 0) for key in keys), default=0)
+
+
+def _step_key(cal: Calibration, cfg: PadConfig, images: int, batch: int, augment: bool,
+              architecture: str | None = None) -> str:
+    return cal.step_key(cfg, max(1, min(batch, images)), augment, architecture)
+
+
 def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory: bool, evaluate: bool,
                    shared: set[str]) -> list[StageEstimate]:
     """The stages of one IPC; ``shared`` names the ones an earlier IPC of the sweep already counted."""
@@ -292,8 +408,10 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
         s = cfg.scoring
         per_run = s.epochs * _epoch_seconds(cal, cfg, n, s.batch_size, True) + n * cal.forward_image(cfg)
         out.append(StageEstimate(stage="scoring", seconds=s.runs * per_run,
-                                 work=f"{s.runs} runs x {s.epochs} epochs x {n:,} images"))
-    iter_seconds, unroll_bytes = cal.distill_iteration(cfg) if trajectory else (0.0, 0)
+                                 work=f"{s.runs} runs x {s.epochs} epochs x {n:,} images",
+                                 extra_host_bytes=_rise(cal, [_step_key(cal, cfg, n, s.batch_size, True),
+                                                              cal.forward_key])))
+    iter_seconds = cal.distill_iteration(cfg)[0] if trajectory else 0.0
     set_size = cfg.ipc * classes
     e, ev, auto = cfg.experts, cfg.evaluation, cfg.auto
     if trajectory and "experts" not in shared:
@@ -302,38 +420,46 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
         trajectories = e.num_experts * (e.epochs + 1) * params * 4
         out.append(StageEstimate(stage="experts", seconds=e.num_experts * images * steps_per_image,
                                  work=f"{e.num_experts} experts x {e.epochs} epochs ({images:,} images each)",
-                                 extra_host_bytes=trajectories))
+                                 extra_host_bytes=trajectories + _rise(cal, [_step_key(cal, cfg, n, e.batch_size,
+                                                                                       e.augment)])))
     validation = validation_n > 0
     eval_net = _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, 0)
+    eval_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment), cal.forward_key]
+    distill_keys = [cal.distill_key(cfg)] if trajectory else []
     if trajectory and auto.probes and validation and len(auto.candidates) >= 2 and cfg.distill.iterations > 0:
         probe_iterations = max(1, round(auto.fraction * cfg.distill.iterations))
         per = probe_iterations * iter_seconds + eval_net + validation_n * cal.forward_image(cfg)
         out.append(StageEstimate(stage="probes", seconds=len(auto.candidates) * per,
                                  work=f"{len(auto.candidates)} candidates x {probe_iterations} iterations + 1 network",
-                                 extra_host_bytes=unroll_bytes))
+                                 extra_host_bytes=_rise(cal, distill_keys + eval_keys)))
     if trajectory:
         d = cfg.distill
         out.append(StageEstimate(stage="distillation", seconds=d.iterations * iter_seconds,
                                  work=f"{d.iterations} iterations x {d.syn_steps} unrolled steps",
-                                 extra_host_bytes=unroll_bytes))
+                                 extra_host_bytes=_rise(cal, distill_keys)))
     if auto.subset_check and validation:
         selectors = list(auto.subsets) if trajectory else [s for s in auto.subsets if s == "random"]
         embeds = sum(1 for s in selectors if s != "random")
         forward = cal.forward_image(cfg)
         seconds = (1 + len(selectors)) * (eval_net + validation_n * forward) + embeds * n * forward
         out.append(StageEstimate(stage="subset_check", seconds=seconds,
-                                 work=f"{1 + len(selectors)} networks x {ev.epochs} epochs on {set_size} images"))
+                                 work=f"{1 + len(selectors)} networks x {ev.epochs} epochs on {set_size} images",
+                                 extra_host_bytes=_rise(cal, eval_keys)))
     if evaluate:
         networks = ev.seeds * (2 if ev.random_baseline else 1)
         seconds = networks * (eval_net + test_n * cal.forward_image(cfg))
         for arch in ev.architectures:
             seconds += ev.seeds * _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, test_n, arch)
+        arch_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment, a) for a in ev.architectures]
         out.append(StageEstimate(stage="evaluation", seconds=seconds,
-                                 work=f"{networks} networks x {ev.epochs} epochs on {set_size} images"))
+                                 work=f"{networks} networks x {ev.epochs} epochs on {set_size} images",
+                                 extra_host_bytes=_rise(cal, eval_keys + arch_keys)))
         if ev.full_epochs > 0 and "full_reference" not in shared:
             seconds = _eval_network(cal, cfg, ev.full_epochs, n, 256, ev.augment, test_n)
             out.append(StageEstimate(stage="full_reference", seconds=seconds,
-                                     work=f"1 network x {ev.full_epochs} epochs x {n:,} images"))
+                                     work=f"1 network x {ev.full_epochs} epochs x {n:,} images",
+                                     extra_host_bytes=_rise(cal, [_step_key(cal, cfg, n, 256, ev.augment),
+                                                                  cal.forward_key])))
     return out
 
 
@@ -343,7 +469,8 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     """The plan of a run over ``configs`` (one per IPC), from a calibration on the first one's stages."""
     prices = prices or Prices()
     began = time.perf_counter()
-    baseline = process_rss_bytes()
+    load_before = _load_average()
+    cpu_began = time.process_time()
     first = stages_of(configs[0])
     cal = Calibration(first.data, first.device, max_ipc=max(cfg.ipc for cfg in configs))
     merged: dict[str, StageEstimate] = {}
@@ -357,6 +484,15 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
                 "extra_host_bytes": max(old.extra_host_bytes, est.extra_host_bytes)})
         shared |= {"scoring", "experts", "full_reference"}
     calibration_seconds = time.perf_counter() - began
+    # every kind of work has run once: what the process holds now (data, torch, the allocator's working memory)
+    # is every stage's floor; what a stage takes and gives back per call comes on top (its extra_host_bytes)
+    floor = process_rss_bytes()
+    loads = [x for x in (load_before, _load_average()) if x is not None]
+    load = max(loads) if loads else None
+    cpus = _cpus()
+    threads = max(1, min(torch.get_num_threads(), cpus or 1))
+    cpu_share = round((time.process_time() - cpu_began) / max(calibration_seconds, 1e-9) / threads, 3) \
+        if calibration_seconds > 0.5 else None  # a calibration found in this process's cache measures nothing
     merged["calibration"] = StageEstimate(stage="calibration", seconds=calibration_seconds,
                                           work=f"{len(cal.seconds)} timed kinds of work")
     hardware: Literal["cpu", "gpu"] = "gpu" if first.device.type == "cuda" else "cpu"
@@ -385,14 +521,18 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     stored = trajectory_store or runtime == "ray" or spills_trajectories(configs[0], trajectories_bytes)
     held = 0 if stored else trajectories_bytes
     extra = max((s.extra_host_bytes if s.stage != "experts" else 0 for s in ordered), default=0)
-    peak_host = baseline + max(held + extra, max((s.extra_host_bytes for s in ordered), default=0))
+    # never below the process's own high-water mark so far: the run's measured peak (ru_maxrss) includes it
+    peak_host = max(peak_rss_bytes(), floor + max(held + extra, max((s.extra_host_bytes for s in ordered),
+                                                                    default=0)))
+    unroll = max((_MEASURED_BYTES.get(Calibration.distill_key(cfg), 0) for cfg in configs), default=0) \
+        if trajectory else 0
     seconds = sum(s.seconds for s in ordered)
     return Plan(
         ipcs=tuple(cfg.ipc for cfg in configs), preset=configs[0].preset, device=str(first.device),
         hardware=hardware, runtime=runtime, train_images=len(data.train), image_shape=data.train.image_shape,
         stages=tuple(ordered), seconds=seconds, peak_host_bytes=int(peak_host),
-        peak_device_bytes=None if hardware == "cpu" else int(data_bytes + extra + held),
+        peak_device_bytes=None if hardware == "cpu" else int(data_bytes + unroll + held),
         read_bytes=sum(s.read_bytes for s in ordered), written_bytes=sum(s.written_bytes for s in ordered),
         cost=seconds / 3600 * hour, currency=prices.currency, calibration=dict(cal.seconds),
-        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        load_average=load, cpus=cpus, cpu_share=cpu_share, notes=load_notes(load, cpus, cpu_share),
     )

@@ -16,10 +16,14 @@ from pad_sdk.result import AccuracyReport
 
 def measured_results(accuracy: AccuracyReport | None, class_names: tuple[str, ...], config: PadConfig,
                      timings: Mapping[str, float], group_column: str | None = None,
-                     decisions: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The measurements a policy judges, as the plain mapping ``policies`` accepts."""
+                     decisions: Mapping[str, Any] | None = None,
+                     compute_cost: tuple[float, str] | None = None) -> dict[str, Any]:
+    """The measurements a policy judges, as the plain mapping ``policies`` accepts. ``compute_cost`` is the run's
+    measured wall time priced at its machine-hour price, with the currency (what the budget guard spends)."""
     results: dict[str, Any] = {"ipc": config.ipc, "iterations": config.distill.iterations,
                                "wall_time_s": timings.get("total"), "class_names": class_names}
+    if compute_cost is not None:
+        results.update(compute_cost=compute_cost[0], compute_currency=compute_cost[1])
     check = (decisions or {}).get("subset_check")
     if check:
         results.update(validation_accuracy=check["condensed"], best_subset=check["best_subset"],

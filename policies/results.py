@@ -67,6 +67,9 @@ class MeasuredResults(PolicyModel):
     wall_time_s: float | None = Field(default=None, ge=0)
     iterations: int | None = Field(default=None, ge=0)
     compute_cost: float | None = Field(default=None, ge=0)
+    compute_currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code of compute_cost (None: the budget's)"
+    )
     ipc: int | None = Field(default=None, ge=1)
 
     @field_validator(

@@ -204,6 +204,10 @@ class BudgetPolicy(PolicyModel):
             if measured is None:
                 rules.append(not_measured(rule, limit, missing))
                 continue
+            if rule == "budget.max_compute_cost" and m.compute_currency not in (None, self.currency):
+                missing = f"the compute cost in {self.currency} (the run priced it in {m.compute_currency})"
+                rules.append(not_measured(rule, limit, missing))
+                continue
             margin = limit * (1 - self.warn_at)
             rules.append(
                 single(

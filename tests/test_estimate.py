@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ import pytest
 from structlog.testing import capture_logs
 
 import pad_sdk
+import policies
 from pad_sdk.demo import load_digits_arrays
-from pad_sdk.estimate import CUTS, Plan, StageEstimate
+from pad_sdk.estimate import CUTS, Plan, StageEstimate, load_notes
 from pad_sdk.progress import BudgetGuard, ProgressLog
 from pad_sdk.reports import build_report
 
@@ -187,3 +191,68 @@ def test_switching_the_opening_estimate_off_skips_the_calibration_but_keeps_the_
     assert result.partial and len(result.loss_history) == 3
     # without the estimate the guard knows the usual stage order, not which of them this run would have had
     assert result.not_done[0] == "distillation (stopped part-way)" and "evaluation" in result.not_done
+
+
+def test_the_rss_sampler_sees_memory_a_block_takes_and_gives_back() -> None:
+    import torch
+
+    from pad_sdk.estimate import RssSampler
+
+    size = 96 * 2**20
+    with RssSampler() as sampled:
+        block = torch.ones(size // 4)  # written, so every page is resident
+        time.sleep(0.05)  # long enough for the sampler to see it, however loaded the machine
+        del block
+    assert 0.9 * size <= sampled.rise <= 1.3 * size, sampled.rise / 2**20
+    with RssSampler() as idle:
+        time.sleep(0.02)
+    assert idle.rise < 16 * 2**20
+
+
+# the memory estimate against the peak of a fresh process (the suite's own process has the high-water mark of
+# every test before): the run's own plan, in ``result.estimate``, against its measured ``ru_maxrss``
+_FRESH_RUN = """
+import json, os
+os.environ["PAD_SDK_ESTIMATE"] = "on"
+import pad_sdk
+from pad_sdk.demo import load_digits_arrays
+images, labels, _ = load_digits_arrays()
+result = pad_sdk.distill(images, labels, ipc=2, preset="tiny",
+                         overrides={"evaluation": {"epochs": 4, "seeds": 1, "full_epochs": 1}})
+print(json.dumps({"estimate": result.estimate["peak_host_bytes"],
+                  "floor_stages": {s["stage"]: s["extra_host_bytes"] for s in result.estimate["stages"]},
+                  "actual": result.decisions["resources"]["peak_host_bytes"]}))
+"""
+
+
+@pytest.mark.usefixtures("estimate_on")
+def test_the_peak_memory_estimate_lands_within_15_percent_of_a_fresh_run() -> None:
+    done = subprocess.run([sys.executable, "-c", _FRESH_RUN], capture_output=True, text=True, timeout=600,
+                          check=False, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["actual"] > 200 * 2**20  # the interpreter, torch and the data: a real process
+    assert abs(got["estimate"] / got["actual"] - 1) < 0.15, got
+
+
+def test_a_plan_calibrated_on_a_busy_machine_says_so() -> None:
+    assert load_notes(1.5, 2, 0.95) == () and load_notes(None, 2, None) == ()
+    (note,) = load_notes(11.7, 2, 0.31)
+    assert "load 11.7 on 2 CPUs" in note and "31%" in note and "assume that load lasts" in note
+    plan = _plan({"scoring": 10.0}).model_copy(update={"notes": (note,)})
+    assert plan.line().endswith(note)
+
+
+def test_the_verdict_judges_max_compute_cost_from_the_runs_measured_cost(
+        digits: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = digits
+    policy = {"compression": {"ipc": 2}, "budget": {"max_compute_cost": 10.0, "warn_at": 1.0}}
+    result = pad_sdk.distill(images, labels, ipc=2, preset="tiny", overrides=FEW_EVAL, policy=policy,
+                             prices={"cpu_hour": 36.0})  # 0.01 per second of wall time
+    rule = result.verdict.rule("budget.max_compute_cost")
+    assert rule.measured == pytest.approx(result.timings["total"] * 0.01)
+    assert rule.status.value == "pass" and "Not measured" not in rule.message
+    assert result.measurements["compute_currency"] == "USD"
+    # the same measurements under a budget smaller than what the run spent fail
+    tight = policies.load_policy({"budget": {"max_compute_cost": rule.measured / 2}})
+    assert tight.judge(result.measurements).rule("budget.max_compute_cost").status.value == "fail"

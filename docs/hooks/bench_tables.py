@@ -77,13 +77,20 @@ def comparison(data: dict[str, Any]) -> str:
     return text
 
 
+def _num(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
 def estimate(data: dict[str, Any]) -> str:
     rows = [[r["case"], r["preset"], r["ipc"], r["runtime"], f"{r['train_images']:,}", f"{r['estimated_s']:.0f}",
              f"{r['actual_s']:.0f}", f"{100 * r['time_error']:+.0f} %", r["estimated_peak_host_mib"],
              r["actual_peak_host_mib"], f"{100 * r['memory_error']:+.0f} %",
-             f"{r['load_average_before']:.1f} / {r['load_average_after']:.1f}"] for r in data.get("rows", [])]
+             f"{r['load_average_before']:.1f} / {_num(r.get('calibration_load_average'))} / "
+             f"{r['load_average_after']:.1f}", _num(r.get("calibration_cpu_share"), "{:.0%}"),
+             r.get("commit", data.get("commit", "-"))] for r in data.get("rows", [])]
     text = _table(["case", "preset", "IPC", "runtime", "train images", "estimated s", "measured s", "time error",
-                   "estimated peak MiB", "measured peak MiB", "memory error", "load before / after"], rows)
+                   "estimated peak MiB", "measured peak MiB", "memory error", "load before / calibrating / after",
+                   "CPU share calibrating", "commit"], rows)
     stages = [[r["case"], stage, f"{seconds:.1f}", "-" if r["actual_stages"].get(stage) is None
                else f"{r['actual_stages'][stage]:.1f}"]
               for r in data.get("rows", []) for stage, seconds in r["estimated_stages"].items()]

@@ -238,8 +238,10 @@ def show_plan(opts: RunOptions, ipcs: list[int] | None, as_json: bool) -> int:
     if as_json:
         out.print_json(estimate.model_dump_json())
     else:
+        load = "unknown" if estimate.load_average is None else f"{estimate.load_average:.1f}"
+        cpus = "" if estimate.cpus is None else f" on {estimate.cpus} CPUs"
         table = Table(title=f"Estimate for IPC {', '.join(map(str, estimate.ipcs))} on {estimate.device} "
-                            f"({estimate.train_images:,} training images, load average {estimate.load_average})")
+                            f"({estimate.train_images:,} training images, load average {load}{cpus})")
         for column in ("stage", "time", "work", "host extra MiB", "cost"):
             table.add_column(column, justify="left" if column in ("stage", "work") else "right")
         for st in estimate.stages:

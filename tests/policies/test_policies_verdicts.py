@@ -265,3 +265,14 @@ def test_defaults_per_ipc_loosen_for_fewer_images():
         "acceptance.min_retention").status is Status.PASS
     with pytest.raises(ValueError, match="positive integer"):
         RunPolicy.default_for_ipc(0)
+
+
+def test_a_compute_cost_in_another_currency_is_not_judged_against_the_budget():
+    budget = policy(budget={"max_compute_cost": 1.0, "currency": "EUR"})
+    same = budget.judge({"compute_cost": 2.0, "compute_currency": "EUR"}).rule("budget.max_compute_cost")
+    assert same.status is Status.FAIL and same.measured == 2.0
+    other = budget.judge({"compute_cost": 0.5, "compute_currency": "USD"}).rule("budget.max_compute_cost")
+    assert other.status is Status.WARN and other.measured is None
+    assert "in EUR" in other.message and "priced it in USD" in other.message
+    unstated = budget.judge({"compute_cost": 0.5}).rule("budget.max_compute_cost")  # read as the budget's own
+    assert unstated.status is Status.PASS and unstated.measured == 0.5

@@ -254,5 +254,5 @@ def test_the_verdict_judges_max_compute_cost_from_the_runs_measured_cost(
     assert rule.status.value == "pass" and "Not measured" not in rule.message
     assert result.measurements["compute_currency"] == "USD"
     # the same measurements under a budget smaller than what the run spent fail
-    tight = policies.load_policy({"budget": {"max_compute_cost": rule.measured / 2}})
+    tight = policies.load_policy({"compression": {"ipc": 2}, "budget": {"max_compute_cost": rule.measured / 2}})
     assert tight.judge(result.measurements).rule("budget.max_compute_cost").status.value == "fail"

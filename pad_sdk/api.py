@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import torch
@@ -220,8 +220,8 @@ def sweep(
         log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
                  peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
         refuse_over_budget(estimate, run.policy, force)
-    on_gpu = resolve_device(run.configs[0].device).type == "cuda"
-    arm_guard(guard, run.policy, estimate, prices, hardware="gpu" if on_gpu else "cpu")
+    hardware: Literal["cpu", "gpu"] = "gpu" if resolve_device(run.configs[0].device).type == "cuda" else "cpu"
+    arm_guard(guard, run.policy, estimate, prices, hardware=hardware)
     if on_event is not None and estimate is not None:  # progress sinks take their remaining-time figures from it
         on_event("plan", 0, 0, plan=estimate)
 
@@ -254,7 +254,7 @@ def sweep(
             stages.decisions["budget_stop"] = stop
         stages.decisions["resources"] = {"peak_host_bytes": peak_rss_bytes()}
         # what the run spent at the machine-hour price (the budget guard's measure): judged by max_compute_cost
-        spent = (total / 3600 * prices.hour_price("gpu" if on_gpu else "cpu"), prices.currency)
+        spent = (total / 3600 * prices.hour_price(hardware), prices.currency)
         results.append(_package(stages, synthetic, history, accuracy, total, run.raw, run.policy, strict, soft,
                                 context.cached_orders(cfg), estimate, spent))
         if stop is not None:

@@ -502,6 +502,9 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
             "seconds": calibration_seconds + 15.0, "work": merged["calibration"].work + " + Ray start-up (15 s)"})
     data = first.data
     data_bytes = sum(int(t.images.nbytes) for t in (data.train, data.test))
+    # images in a file mapping stay on the host: each minibatch moves to the device (pad_sdk.disk_data)
+    device_data_bytes = sum(int(t.images.nbytes) for t in (data.train, data.test)
+                            if not getattr(t.images, "mapped", False))
     trajectories_bytes = first.trajectory_bytes()
     export_bytes = sum(cfg.ipc * data.train.num_classes * (data.train.images[0].numel() + data.train.num_classes) * 4
                        for cfg in configs)
@@ -531,7 +534,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
         ipcs=tuple(cfg.ipc for cfg in configs), preset=configs[0].preset, device=str(first.device),
         hardware=hardware, runtime=runtime, train_images=len(data.train), image_shape=data.train.image_shape,
         stages=tuple(ordered), seconds=seconds, peak_host_bytes=int(peak_host),
-        peak_device_bytes=None if hardware == "cpu" else int(data_bytes + unroll + held),
+        peak_device_bytes=None if hardware == "cpu" else int(device_data_bytes + unroll + held),
         read_bytes=sum(s.read_bytes for s in ordered), written_bytes=sum(s.written_bytes for s in ordered),
         cost=seconds / 3600 * hour, currency=prices.currency, calibration=dict(cal.seconds),
         load_average=load, cpus=cpus, cpu_share=cpu_share, notes=load_notes(load, cpus, cpu_share),

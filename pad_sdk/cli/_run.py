@@ -78,31 +78,28 @@ def _policy(opts: RunOptions, ipc_hint: int) -> Any:
     return policies.load_policy(merge_settings(base, opts.policy_limits))
 
 
-# RayRuntime fields the command line sets, by the option that sets them (for usage errors).
-_RAY_OPTIONS = {"run_id": "--run-id", "storage": "--ray-storage", "num_workers": "--workers", "address": "--address",
-                "gpus_per_task": "--gpus-per-task"}
+# Runtime fields the command line sets, by the option that sets them (for usage errors).
+_RUNTIME_OPTIONS = {"run_id": "--run-id", "storage": "--ray-storage", "num_workers": "--workers",
+                    "address": "--address", "gpus_per_task": "--gpus-per-task",
+                    "data_memory_gib": "--data-memory-gib", "data_dir": "--data-dir"}
 
 
 def _runtime(opts: RunOptions) -> Any:
     from pad_sdk.errors import ConfigError
     from pad_sdk.runtime import resolve_runtime
 
-    if opts.runtime != "ray":
-        local = {k: v for k, v in (("data_memory_gib", opts.data_memory_gib), ("data_dir", opts.data_dir))
-                 if v is not None}
-        try:
-            return resolve_runtime(opts.runtime, **local)
-        except ConfigError as exc:
-            if exc.field != "data_memory_gib":
-                raise
-            raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--data-memory-gib") from exc
-    extra = {"run_id": opts.run_id} if opts.run_id is not None else {}  # "" reaches the validator, not a new id
+    if opts.runtime == "ray":
+        extra = {"run_id": opts.run_id} if opts.run_id is not None else {}  # "" reaches the validator, not a new id
+        options: dict[str, Any] = dict(num_workers=opts.workers, address=opts.address, storage=opts.ray_storage,
+                                       storage_options=opts.storage_options, use_gpu=opts.use_gpu,
+                                       gpus_per_task=opts.gpus_per_task, **extra)
+    else:
+        options = {k: v for k, v in (("data_memory_gib", opts.data_memory_gib), ("data_dir", opts.data_dir))
+                   if v is not None}
     try:
-        return resolve_runtime("ray", num_workers=opts.workers, address=opts.address, storage=opts.ray_storage,
-                               storage_options=opts.storage_options, use_gpu=opts.use_gpu,
-                               gpus_per_task=opts.gpus_per_task, **extra)
+        return resolve_runtime(opts.runtime, **options)
     except ConfigError as exc:
-        option = _RAY_OPTIONS.get((exc.field or "").split(".")[0])
+        option = _RUNTIME_OPTIONS.get((exc.field or "").split(".")[0])
         if option is None:
             raise
         message = str(exc).split(": ", 2)[-1].removeprefix("Value error, ")

@@ -149,13 +149,14 @@ def plan(
     estimate breaks the policy's budget (``Plan.over_budget`` lists it)."""
     if ipc is not None and ipcs is not None:
         raise ConfigError("give ipc (one) or ipcs (several), not both", field="ipcs")
+    started = time.perf_counter()
     run = _setup(source, labels, ipcs=[ipc] if ipc is not None else ipcs, preset=preset, overrides=overrides,
                  config=config, policy=policy, test_images=test_images, test_labels=test_labels,
                  class_names=class_names, holdout_fraction=holdout_fraction, seed=seed,
                  trajectory_store=trajectory_store, storage_options=storage_options, on_event=None, runtime=runtime,
                  method=method, fallback=fallback, source_options=source_options)
     try:
-        estimate = _estimate(run, evaluate, _prices(prices), trajectory_store)
+        estimate = _estimate(run, evaluate, _prices(prices), trajectory_store, time.perf_counter() - started)
     finally:
         shutdown = getattr(run.engine, "shutdown", None)
         if callable(shutdown) and isinstance(runtime, str):  # a runtime made here, not the caller's
@@ -216,7 +217,7 @@ def sweep(
     if os.environ.get("PAD_SDK_ESTIMATE", "on").strip().lower() in ("0", "off", "false", "no"):
         log.info("run.estimate_skipped", reason="PAD_SDK_ESTIMATE is off: no calibration, no up-front budget check")
     else:
-        estimate = _estimate(run, evaluate, prices, trajectory_store)
+        estimate = _estimate(run, evaluate, prices, trajectory_store, time.perf_counter() - started)
         log.info("run.estimate", line=estimate.line(), seconds=round(estimate.seconds, 1),
                  peak_host_bytes=estimate.peak_host_bytes, cost=round(estimate.cost, 6), currency=estimate.currency)
         refuse_over_budget(estimate, run.policy, force)
@@ -322,11 +323,13 @@ def _prices(prices: Prices | Mapping[str, Any] | None) -> Prices:
         raise config_error(exc, "invalid prices") from exc
 
 
-def _estimate(run: _Run, evaluate: bool, prices: Prices, trajectory_store: str | None) -> Plan:
+def _estimate(run: _Run, evaluate: bool, prices: Prices, trajectory_store: str | None, loaded_s: float) -> Plan:
     stored = run.raw.source.get("stored_bytes")
+    start_up = getattr(run.engine, "start_up_costs", None)  # a runtime of the user's own may not measure it
     return estimate_run(run.configs, lambda cfg: Stages(cfg, run.context(cfg).data), trajectory=run.trajectory,
                         evaluate=evaluate, runtime=run.engine.name, prices=prices,
-                        source_bytes=stored if isinstance(stored, int) else None, trajectory_store=trajectory_store)
+                        source_bytes=stored if isinstance(stored, int) else None, trajectory_store=trajectory_store,
+                        start_up=start_up if callable(start_up) else None, loaded_s=loaded_s)
 
 
 def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_policy: policies.RunPolicy | None,

@@ -10,7 +10,7 @@ import structlog
 import policies
 from pad_sdk.config import PadConfig
 from pad_sdk.errors import BudgetExceeded, BudgetExhausted
-from pad_sdk.estimate import Plan, format_seconds
+from pad_sdk.estimate import MEASURED_STAGES, Plan, format_seconds
 from pad_sdk.progress import BudgetGuard
 from pad_sdk.reports.cost import Prices
 
@@ -52,7 +52,7 @@ def arm_guard(guard: BudgetGuard, run_policy: policies.RunPolicy | None, estimat
               hardware: Literal["cpu", "gpu"] = "cpu") -> None:
     """Set the guard's limits from the policy's budget (the clock already runs since the call began); without an
     estimate (``PAD_SDK_ESTIMATE=off``) the stages are the usual ones and ``hardware`` prices the hour."""
-    guard.planned = ([s.stage for s in estimate.stages if s.stage != "calibration"] if estimate is not None
+    guard.planned = ([s.stage for s in estimate.stages if s.stage not in MEASURED_STAGES] if estimate is not None
                      else list(_LATER))
     if run_policy is None:
         return

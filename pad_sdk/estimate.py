@@ -37,9 +37,12 @@ from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, t
 from pad_sdk.data import PreparedData
 from pad_sdk.pipeline import Stages, spills_trajectories
 from pad_sdk.reports.cost import Prices
+from pad_sdk.runtime import StartUpCosts
 
 # Stage names match the keys of ``DistillResult.timings``, so that a report can set estimate against actual.
-STAGE_ORDER = ("calibration", "scoring", "experts", "probes", "distillation", "subset_check", "evaluation",
+# stages a plan shows as measured, not estimated: they ran before the plan was made (or to make it)
+MEASURED_STAGES = ("load", "calibration")
+STAGE_ORDER = ("load", "calibration", "scoring", "experts", "probes", "distillation", "subset_check", "evaluation",
                "full_reference")
 # Images per inference chunk: ``predict_logits``'s default, the chunk every stage's inference passes.
 FORWARD_BATCH: int = inspect.signature(predict_logits).parameters["batch_size"].default
@@ -463,21 +466,58 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
     return out
 
 
+# the order stages run in (STAGE_ORDER is the order a plan shows them in); which of them a runtime's tasks and
+# trainer run (the others stay in the calling process)
+_RUN_ORDER = ("scoring", "experts", "probes", "distillation", "subset_check", "full_reference", "evaluation")
+_TASK_STAGES = frozenset({"scoring", "experts", "full_reference", "evaluation"})
+
+
+def _add_start_up(estimates: list[StageEstimate], costs: StartUpCosts, pool: str) -> str:
+    """Add a runtime's start-up costs to one IPC's stages, in the order they run. ``pool`` is the task pool's state
+    before them ("cold", "warm", or "displaced" by a trainer); returns its state after them."""
+    by_name = {est.stage: i for i, est in enumerate(estimates)}
+    for name in _RUN_ORDER:
+        if name not in by_name:
+            continue
+        i = by_name[name]
+        extra, why = 0.0, ""
+        if name == "distillation":
+            extra, why, pool = costs.trainer, "trainer start-up", "displaced"
+        elif name in _TASK_STAGES and pool != "warm":
+            extra = costs.task_pool if pool == "cold" else costs.pool_restart
+            why, pool = "worker start-up" if pool == "cold" else "worker pool restart", "warm"
+        if extra > 0:
+            est = estimates[i]
+            estimates[i] = est.model_copy(update={"seconds": est.seconds + extra,
+                                                  "work": f"{est.work} + {why} {extra:.1f} s"})
+    return pool
+
+
 def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], Stages], *, trajectory: bool,
                  evaluate: bool = True, runtime: str = "local", prices: Prices | None = None,
-                 source_bytes: int | None = None, trajectory_store: str | None = None) -> Plan:
-    """The plan of a run over ``configs`` (one per IPC), from a calibration on the first one's stages."""
+                 source_bytes: int | None = None, trajectory_store: str | None = None,
+                 start_up: Callable[[], StartUpCosts] | None = None, loaded_s: float | None = None) -> Plan:
+    """The plan of a run over ``configs`` (one per IPC), from a calibration on the first one's stages.
+
+    ``start_up`` measures the runtime's own start-up costs (a Ray cluster's worker and trainer starts), timed as
+    part of the calibration; ``loaded_s`` is what reading the source (and starting a cluster) already took, shown
+    as the measured stage ``load``.
+    """
     prices = prices or Prices()
     began = time.perf_counter()
     load_before = _load_average()
     cpu_began = time.process_time()
     first = stages_of(configs[0])
     cal = Calibration(first.data, first.device, max_ipc=max(cfg.ipc for cfg in configs))
+    costs = start_up() if start_up is not None else StartUpCosts()
     merged: dict[str, StageEstimate] = {}
     shared: set[str] = set()
+    pool = "cold"
     for cfg in configs:
-        for est in _stage_seconds(cfg, first if cfg is configs[0] else stages_of(cfg), cal, trajectory, evaluate,
-                                  shared):
+        estimates = _stage_seconds(cfg, first if cfg is configs[0] else stages_of(cfg), cal, trajectory, evaluate,
+                                   shared)
+        pool = _add_start_up(estimates, costs, pool)
+        for est in estimates:
             old = merged.get(est.stage)
             merged[est.stage] = est if old is None else old.model_copy(update={
                 "seconds": old.seconds + est.seconds, "work": f"{old.work}; {est.work}",
@@ -494,12 +534,12 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     cpu_share = round((time.process_time() - cpu_began) / max(calibration_seconds, 1e-9) / threads, 3) \
         if calibration_seconds > 0.5 else None  # a calibration found in this process's cache measures nothing
     merged["calibration"] = StageEstimate(stage="calibration", seconds=calibration_seconds,
-                                          work=f"{len(cal.seconds)} timed kinds of work")
+                                          work=f"{len(cal.seconds)} timed kinds of work"
+                                          + (f"; {costs.how}" if costs.how else ""))
+    if loaded_s is not None:
+        merged["load"] = StageEstimate(stage="load", seconds=loaded_s, work="measured: reading the source"
+                                       + (" and starting the cluster" if runtime == "ray" else ""))
     hardware: Literal["cpu", "gpu"] = "gpu" if first.device.type == "cuda" else "cpu"
-    # a Ray run adds its cluster and trainer start-up (DESIGN section 7: ~12-15 s per TorchTrainer.fit here)
-    if runtime == "ray":
-        merged["calibration"] = merged["calibration"].model_copy(update={
-            "seconds": calibration_seconds + 15.0, "work": merged["calibration"].work + " + Ray start-up (15 s)"})
     data = first.data
     data_bytes = sum(int(t.images.nbytes) for t in (data.train, data.test))
     # images in a file mapping stay on the host: each minibatch moves to the device (pad_sdk.disk_data)
@@ -514,7 +554,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
         if name not in merged:
             continue
         est = merged[name]
-        read = (source_bytes or data_bytes) if name == "calibration" else 0
+        read = (source_bytes or data_bytes) if name == ("load" if "load" in merged else "calibration") else 0
         written = trajectories_bytes if name == "experts" and trajectory_store else 0
         written += export_bytes if name == "distillation" or (name == "evaluation" and not trajectory) else 0
         ordered.append(est.model_copy(update={"cost": est.seconds / 3600 * hour, "read_bytes": read,

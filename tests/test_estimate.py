@@ -42,8 +42,8 @@ def test_plan_is_typed_json_and_scales_with_the_settings(digits: tuple[np.ndarra
     images, labels = digits
     plan = pad_sdk.plan(images, labels, ipc=2, preset="tiny")
     assert isinstance(plan, pad_sdk.Plan)
-    assert [s.stage for s in plan.stages] == ["calibration", "scoring", "experts", "distillation", "evaluation",
-                                              "full_reference"]
+    assert [s.stage for s in plan.stages] == ["load", "calibration", "scoring", "experts", "distillation",
+                                              "evaluation", "full_reference"]
     assert all(s.seconds > 0 for s in plan.stages)
     assert plan.seconds == pytest.approx(sum(s.seconds for s in plan.stages))
     assert plan.peak_host_bytes > plan.stage("experts").extra_host_bytes > 0  # type: ignore[union-attr]

@@ -148,8 +148,9 @@ def estimate_section(results: Sequence[DistillResult]) -> EstimateSection | None
         for stage, seconds in result.timings.items():
             if stage != "total" and (index == 0 or stage not in ("scoring", "experts")):
                 actual[stage] = actual.get(stage, 0.0) + float(seconds)
+    measured = ("load", "calibration")  # ran before (or to make) the plan: their figures are what they took
     rows = tuple(EstimateRow(stage=s["stage"], estimated_s=float(s["seconds"]),
-                             actual_s=float(s["seconds"]) if s["stage"] == "calibration" else actual.get(s["stage"]))
+                             actual_s=float(s["seconds"]) if s["stage"] in measured else actual.get(s["stage"]))
                  for s in plan["stages"])
     peak = first.decisions.get("resources", {}).get("peak_host_bytes")
     return EstimateSection(

@@ -7,6 +7,7 @@ so the in-process and Ray results agree for the same seed and settings.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +24,17 @@ from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class StartUpCosts:
+    """Seconds a runtime spends besides the work itself (zero in this process); :mod:`pad_sdk.estimate` adds
+    them to the stages that pay them."""
+
+    task_pool: float = 0.0  # the first stage of tasks starts fresh worker processes (process start and imports)
+    trainer: float = 0.0  # each distributed trainer: its controller, worker group, their set-up and tear-down
+    pool_restart: float = 0.0  # the first stage of tasks after a trainer starts the pool again
+    how: str = ""  # what was measured and what was derived from it
 
 
 class Runtime(Protocol):
@@ -45,6 +57,8 @@ class Runtime(Protocol):
     def evaluate(self, stages: Stages, job: EvalJob) -> EvalResult: ...
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult: ...
+
+    def start_up_costs(self) -> StartUpCosts: ...
 
 
 class LocalRuntime:
@@ -92,6 +106,9 @@ class LocalRuntime:
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
         return stages.evaluate_synthetic(synthetic)
+
+    def start_up_costs(self) -> StartUpCosts:
+        return StartUpCosts()  # the stages run in this process, which has started already
 
 
 def resolve_runtime(runtime: Runtime | str | None, **options: Any) -> Runtime:

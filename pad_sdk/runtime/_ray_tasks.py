@@ -51,3 +51,11 @@ def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: i
     torch.set_num_threads(threads)
     config, data, job = payload
     return Stages(config, resolve(data)).run_eval_network(job, k)
+
+
+class StartProbe:
+    """An actor that does nothing: starting a few of them times what a fresh worker process costs here (start,
+    then the imports of this module, which every task and trainer worker of the runtime makes)."""
+
+    def ready(self) -> int:
+        return torch.get_num_threads()

@@ -43,7 +43,7 @@ from pad_sdk.core.scoring import mean_of_runs
 from pad_sdk.data import PreparedData, RawData, open_source, prepare
 from pad_sdk.errors import ConfigError, translated_errors
 from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
-from pad_sdk.runtime import _ray_distill
+from pad_sdk.runtime import StartUpCosts, _ray_distill
 from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
 from pad_sdk.runtime._ray_env import START_TIMEOUT_ENV, ClusterHandle, Storage, connect, ray_temp_dir, scoped_env
 from pad_sdk.runtime._ray_state import (
@@ -53,11 +53,16 @@ from pad_sdk.runtime._ray_state import (
     experts_spec,
     experts_store_key,
 )
-from pad_sdk.runtime._ray_tasks import evaluate_network, score_run_task, train_expert_task
+from pad_sdk.runtime._ray_tasks import StartProbe, evaluate_network, score_run_task, train_expert_task
 from pad_sdk.trajectories import TrajectoryStore
 
 log = structlog.get_logger(__name__)
 DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
+# Ray's own costs in units of one fresh worker start (StartProbe), measured on an embedded 2-CPU cluster with
+# `python -m benchmarks.bench_ray_startup` (benchmarks/results/ray_startup.json): a TorchTrainer.fit spent 4.6-5.9
+# starts before and after its loop, the first tasks after it waited 1.7-2.6 starts for their pool.
+TRAINER_STARTS = 6.5
+POOL_RESTART_STARTS = 2.0
 
 
 class RayRuntime(BaseModel):
@@ -111,6 +116,7 @@ class RayRuntime(BaseModel):
 
     _cluster: ClusterHandle | None = PrivateAttr(None)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
+    _start_up: StartUpCosts | None = PrivateAttr(None)
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -166,6 +172,38 @@ class RayRuntime(BaseModel):
                 f"cluster has {total:g}; lower num_workers or resources_per_worker, or pass num_cpus/address",
                 field="num_workers", value=self.num_workers,
             )
+
+    def start_up_costs(self) -> StartUpCosts:
+        """What this cluster spends starting workers, for the run's estimate (measured once per runtime).
+
+        Measured: ``num_workers`` fresh worker processes started at once, each importing what every task and
+        trainer worker imports (a no-op actor, so the task pool is left as it is). Derived from it, in units of
+        that start (the ratios measured on an embedded 2-CPU cluster, docs/benchmarks.md "Ray start-up"): a
+        ``TorchTrainer.fit`` spends ``TRAINER_STARTS`` of them before and after its loop (controller, worker
+        group, process group, each worker's stage set-up and the tear-down), and the first tasks after a trainer
+        wait ``POOL_RESTART_STARTS`` for the pool the trainer displaced.
+        """
+        import ray
+
+        if self._start_up is not None:
+            return self._start_up
+        self._ensure_cluster()
+        began = time.perf_counter()
+        actor: Any = ray.remote(StartProbe).options(num_cpus=0)  # Ray's stubs do not type actor handles
+        probes = [actor.remote() for _ in range(self.num_workers)]
+        try:
+            ray.get([probe.ready.remote() for probe in probes])
+        finally:
+            for probe in probes:
+                ray.kill(probe)
+        start = time.perf_counter() - began
+        self._start_up = StartUpCosts(
+            task_pool=start, trainer=TRAINER_STARTS * start, pool_restart=POOL_RESTART_STARTS * start,
+            how=f"{self.num_workers} fresh workers started in {start:.1f} s (measured); a trainer {TRAINER_STARTS:g}x "
+                f"and a pool restart {POOL_RESTART_STARTS:g}x that (ratios measured on an embedded cluster)")
+        log.info("ray.start_up_measured", worker_start_s=round(start, 2), trainer_s=round(self._start_up.trainer, 1),
+                 pool_restart_s=round(self._start_up.pool_restart, 1))
+        return self._start_up
 
     def shutdown(self) -> None:
         """Stop the embedded cluster if this runtime started it; a joined cluster is left running."""

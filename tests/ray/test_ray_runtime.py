@@ -96,3 +96,29 @@ def test_storage_maps_local_paths_and_fsspec_urls_for_ray_train(tmp_path: Any) -
 
 def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.ray
+def test_a_ray_plan_measures_worker_start_up_and_charges_it_where_it_is_paid(ray_nodes: Any, tmp_path: Any) -> None:
+    import pad_sdk
+    from pad_sdk.demo import load_digits_arrays
+    from pad_sdk.runtime.ray import POOL_RESTART_STARTS, TRAINER_STARTS
+
+    runtime = RayRuntime(num_workers=1, storage=str(tmp_path))
+    costs = runtime.start_up_costs()
+    assert costs.task_pool > 0.1  # fresh processes that import torch: never free
+    assert costs.trainer == pytest.approx(TRAINER_STARTS * costs.task_pool)
+    assert costs.pool_restart == pytest.approx(POOL_RESTART_STARTS * costs.task_pool)
+    assert runtime.start_up_costs() is costs  # measured once per runtime
+    images, labels, _ = load_digits_arrays()
+    plan = pad_sdk.plan(images[:400], labels[:400], ipcs=[1, 2], preset="tiny", runtime=runtime)
+    stage = {s.stage: s for s in plan.stages}
+    assert stage["load"].seconds >= 0 and "fresh workers started" in stage["calibration"].work
+    # the first tasks start the pool, each IPC's distillation is one trainer, the tasks after it restart the pool
+    assert "worker start-up" in stage["scoring"].work and "worker start-up" not in stage["experts"].work
+    assert stage["scoring"].seconds > costs.task_pool
+    assert stage["distillation"].seconds > 2 * costs.trainer
+    assert "worker pool restart" in stage["full_reference"].work  # IPC 1: right after its trainer
+    assert "worker pool restart" in stage["evaluation"].work  # IPC 2: its full reference is shared with IPC 1
+    local = pad_sdk.plan(images[:400], labels[:400], ipcs=[1, 2], preset="tiny")
+    assert "start-up" not in local.stage("distillation").work  # type: ignore[union-attr]

@@ -379,7 +379,29 @@ def ray_section() -> list[str]:
                 f"{scoring['bit_identical_to_in_process']})."]
     note = record.get("note", record["machine"].get("note", ""))
     out += ["", f"Settings: {json.dumps(record['settings'])}. {note}", ""]
-    return [*out, *_ray_data_lines()]
+    return [*out, *_ray_data_lines(), *_ray_startup_lines()]
+
+
+def _ray_startup_lines() -> list[str]:
+    record = _load("ray_startup.json")
+    if record is None:
+        return []
+    unit = record["worker_start_s"]
+    used = record["used"]
+    out = ["### Ray start-up: what the estimate charges a Ray run", "", _provenance(record), "",
+           f"Embedded cluster start {record['cluster_s']:.1f} s; {record['workers']} fresh workers (the unit, "
+           f"`RayRuntime.start_up_costs`) {unit:.1f} s; no-op tasks on a fresh pool {record['first_tasks_s']:.1f} s, "
+           f"on a warm one {record['warm_tasks_s']:.3f} s.", "",
+           "| no-op TorchTrainer.fit | fit s | loop began after s | fit in worker starts | tasks after it s | "
+           "tasks after it in worker starts |", "|---|---:|---:|---:|---:|---:|"]
+    for k, fit in enumerate(record["fits"]):
+        out.append(f"| {'first' if k == 0 else f'then {k + 1}'} | {fit['fit_s']:.1f} | "
+                   f"{fit['loop_began_after_s']:.1f} | {fit['fit_in_starts']:.1f} | {fit['tasks_after_s']:.1f} | "
+                   f"{fit['tasks_after_in_starts']:.1f} |")
+    out += ["", f"The estimate charges each distillation trainer {used['TRAINER_STARTS']:g} worker starts (a real "
+            "trainer also sets up the stages on each worker and writes a checkpoint: about one more start than a "
+            f"no-op fit) and the first tasks after it {used['POOL_RESTART_STARTS']:g}.", ""]
+    return out
 
 
 def _ray_data_lines() -> list[str]:

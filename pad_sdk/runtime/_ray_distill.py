@@ -7,6 +7,11 @@ and step size, and the loss, are averaged over the process group; every rank the
 the replicas never diverge. Rank 0's generator continues the in-process runtime's stream, which makes one
 worker reproduce the in-process result exactly.
 
+Progress leaves through a :class:`ProgressBoard` actor: rank 0 posts every iteration (a fire-and-forget call),
+the driver reads it for its ``on_event`` callback (progress lines, remaining time, the budget guard) and may
+ask the workers to stop. Rank 0 reads that request at most every ``STOP_CHECK_S`` and shares it with the
+other ranks in the loss's all-reduce, so every rank stops after the same iteration, with a checkpoint.
+
 Checkpoints hold plain tensors, numbers and lists (``torch.load(weights_only=True)`` reads them, nothing
 is unpickled): the shared synthetic state, every rank's sampler state, and the iteration history.
 """
@@ -33,6 +38,33 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "distill-state.pt"
 FORMAT_VERSION = 1
+STOP_CHECK_S = 0.5  # how often rank 0 asks the driver's board whether to stop
+
+
+class ProgressBoard:
+    """An actor between the driver and the distillation workers (no CPU of its own): the last iteration done and
+    its loss, and whether the driver asked the workers to stop (a budget reached)."""
+
+    def __init__(self) -> None:
+        self.done, self.loss, self.stop = 0, float("nan"), False
+
+    def post(self, done: int, loss: float) -> None:
+        self.done, self.loss = max(self.done, done), loss
+
+    def read(self) -> tuple[int, float]:
+        return self.done, self.loss
+
+    def request_stop(self) -> None:
+        self.stop = True
+
+    def stop_requested(self) -> bool:
+        return self.stop
+
+
+class _StopRequested(Exception):
+    """Raised after the iteration at which every rank agreed to stop (its checkpoint is written)."""
+
+
 # A test seam, read on the driver only: JSON {"iteration", "rank", "marker", "action": "kill"|"pause"}.
 FAULT_ENV = "PAD_SDK_RAY_FAULT"
 
@@ -73,22 +105,34 @@ def train_func(config: dict[str, Any]) -> None:
     total, every = pad_config.distill.iterations, config["checkpoint_every"]
     first = distiller.iteration
     began = time.perf_counter()
+    board = config.get("progress") if rank == 0 else None
+    stop = _StopVote(board)
 
     def after(record: IterationRecord) -> None:
         nonlocal began
         run.seconds += time.perf_counter() - began
         run.history.append([record.iteration, record.expert, record.start_epoch, record.loss, float(record.stepped),
                             record.lr])
-        if distiller.iteration % every == 0 or distiller.iteration == total:
+        if board is not None:
+            board.post.remote(distiller.iteration, record.loss)
+        if distiller.iteration % every == 0 or distiller.iteration == total or stop.agreed:
             _report(distiller, run, rank, world)
+        if stop.agreed and distiller.iteration < total:
+            raise _StopRequested
         if distiller.iteration < total:
             _maybe_fault(config.get("fault"), distiller.iteration, rank)
         began = time.perf_counter()
 
     if first < total:
         _maybe_fault(config.get("fault"), first, rank)
-    # the in-process loop, with the gradients averaged over the workers between gradients and step
-    distiller.run(total, after, reduce=lambda loss: _average_gradients(distiller, loss, world))
+    # the in-process loop, with the gradients (and the stop vote) averaged over the workers between gradients
+    # and step
+    try:
+        distiller.run(total, after, reduce=lambda loss: stop.share(_average_gradients(distiller, loss, world,
+                                                                                      stop.ask())))
+    except _StopRequested:
+        log.info("distill.stopped_by_driver", rank=rank, iteration=distiller.iteration, of=total)
+        return
     if distiller.iteration == first:
         _report(distiller, run, rank, world)  # nothing left to run (0 iterations, or resumed when done)
 
@@ -114,10 +158,35 @@ class _RunState:
         self.seconds = float(state["seconds"])
 
 
-def _average_gradients(distiller: Distiller, loss: float, world: int) -> float:
-    """All-reduce (mean) the leaves' gradients and the loss; a single worker is left untouched (bit-exact)."""
-    if world == 1:
+class _StopVote:
+    """Rank 0's view of the driver's stop request (asked at most every ``STOP_CHECK_S``), and what the ranks
+    agreed in the last all-reduce."""
+
+    def __init__(self, board: Any) -> None:
+        self.board, self.asked, self.agreed = board, time.monotonic(), False
+
+    def ask(self) -> bool:
+        if self.board is None or time.monotonic() - self.asked < STOP_CHECK_S:
+            return False
+        import ray
+
+        self.asked = time.monotonic()
+        try:
+            return bool(ray.get(self.board.stop_requested.remote(), timeout=STOP_CHECK_S * 10))
+        except ray.exceptions.RayError:  # the board is gone (its driver's node): carry on, the fit decides
+            self.board = None
+            return False
+
+    def share(self, reduced: tuple[float, bool]) -> float:
+        loss, self.agreed = reduced
         return loss
+
+
+def _average_gradients(distiller: Distiller, loss: float, world: int, stop: bool = False) -> tuple[float, bool]:
+    """All-reduce (mean) the leaves' gradients and the loss, and (any) the stop vote; a single worker is left
+    untouched (bit-exact)."""
+    if world == 1:
+        return loss, stop
     import torch.distributed as dist
 
     synthetic = distiller.synthetic
@@ -125,9 +194,9 @@ def _average_gradients(distiller: Distiller, loss: float, world: int) -> float:
         if leaf.grad is not None:  # the same leaves have gradients on every rank (same settings)
             dist.all_reduce(leaf.grad, op=dist.ReduceOp.SUM)
             leaf.grad.div_(world)
-    total = torch.tensor([loss], dtype=torch.float64, device=synthetic.images.device)
+    total = torch.tensor([loss, float(stop)], dtype=torch.float64, device=synthetic.images.device)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total) / world
+    return float(total[0]) / world, bool(total[1] > 0)
 
 
 def _report(distiller: Distiller, run: _RunState, rank: int, world: int) -> None:

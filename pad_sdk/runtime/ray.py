@@ -23,11 +23,14 @@ Only this module maps pad-sdk settings onto Ray's ``ScalingConfig``/``RunConfig`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -41,7 +44,7 @@ from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.scoring import mean_of_runs
 from pad_sdk.data import PreparedData, RawData, open_source, prepare
-from pad_sdk.errors import ConfigError, translated_errors
+from pad_sdk.errors import BudgetExhausted, ConfigError, translated_errors
 from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
 from pad_sdk.runtime import StartUpCosts, _ray_distill
 from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
@@ -62,6 +65,7 @@ DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
 # `python -m benchmarks.bench_ray_startup` (benchmarks/results/ray_startup.json): a TorchTrainer.fit spent 4.6-5.9
 # starts before and after its loop, the first tasks after it waited 1.7-2.6 starts for their pool.
 TRAINER_STARTS = 6.5
+PROGRESS_POLL_S = 0.5  # how often the driver reads the distillation workers' progress
 POOL_RESTART_STARTS = 2.0
 
 
@@ -319,12 +323,21 @@ class RayRuntime(BaseModel):
         storage_path, filesystem = self._storage().for_ray_train(self.run_id)
         fingerprint = distill_key(stages)
         self._check_resumable(name, fingerprint)
+        # no CPU of its own (it must not take one the worker group needs), on the driver's node: it lives as long
+        # as the driver, whichever worker node is lost
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        board_actor: Any = ray.remote(_ray_distill.ProgressBoard).options(
+            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=True))
+        board = board_actor.remote()
         loop_config = {
             "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
             "experts": experts_spec(experts),
             "threads": self.threads, "checkpoint_every": self.checkpoint_every, "fingerprint": fingerprint,
             "use_gpu": self.use_gpu,
             "fault": _ray_distill.fault_from_env(),
+            "progress": board,
             "checkpoints": {"url": self._storage().join(self.run_id, name),
                             "storage_options": dict(self.storage_options or {})},
         }
@@ -348,7 +361,7 @@ class RayRuntime(BaseModel):
                  storage=self._storage().join(self.run_id, name))
         try:
             with scoped_env(START_TIMEOUT_ENV, f"{self.start_timeout_s:g}"):  # Train sends it to its controller
-                result = trainer.fit()
+                result = _follow(trainer, board, stages, total)
         except Exception as exc:  # Ray Train raises its own TrainingFailedError family (and RayError)
             last = self._last_checkpoint_iteration(name)
             cause = getattr(exc, "controller_failure", None)
@@ -362,11 +375,17 @@ class RayRuntime(BaseModel):
                 f"iteration {last}): {why}; rerun with the same run_id and storage to resume",
                 run_id=self.run_id, iteration=last, storage=self._storage().join(self.run_id, name),
             ) from exc
+        finally:
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.kill(board)
         if result.checkpoint is None:
             raise RayRunError(f"distillation run {self.run_id} ended without a checkpoint", run_id=self.run_id,
                               iteration=None, storage=self._storage().join(self.run_id, name))
         state = _ray_distill.read_state(result.checkpoint)
         synthetic, history = _ray_distill.unpack_state(state)
+        if stages.stopped is not None:
+            log.warning("distill.budget_stop", budget=stages.stopped.budget, limit=stages.stopped.limit,
+                        spent=round(stages.stopped.estimate, 2), iterations=len(history), of=total)
         self._report.distill_restarts = [int(r) for r in state["restarts"]]
         self._report.distill_seconds = float(state["seconds"])
         self._report.distill_fit_seconds = time.perf_counter() - started
@@ -374,7 +393,8 @@ class RayRuntime(BaseModel):
         self._report.checkpoint_path = result.checkpoint.path
         if state.get("unroll") is not None:
             stages.decisions["unroll"] = dict(state["unroll"])
-        stages.on_event("distill", total, total, loss=history[-1].loss if history else float("nan"))
+        if stages.stopped is None:
+            stages.on_event("distill", total, total, loss=history[-1].loss if history else float("nan"))
         stages._timed("distillation", started)
         log.info("ray.distill_done", run_id=self.run_id, restarts=self._report.distill_restarts,
                  seconds=round(self._report.distill_fit_seconds, 2))
@@ -421,6 +441,37 @@ class RayRuntime(BaseModel):
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
         return self.evaluate(stages, stages.condensed_job(synthetic))
+
+
+def _follow(trainer: Any, board: Any, stages: Stages, total: int) -> Any:
+    """``trainer.fit()`` in a thread while this one passes the workers' progress (the board) to the run's
+    ``on_event``, as the in-process loop does; a budget the callback finds spent asks the workers to stop after
+    their current iteration (``stages.stopped``), and the fit then ends with that iteration's checkpoint."""
+    import ray
+
+    shown = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="pad-ray-fit") as pool:
+        fit = pool.submit(trainer.fit)
+        while True:
+            try:
+                return fit.result(timeout=PROGRESS_POLL_S)
+            except FutureTimeout:
+                pass
+            try:
+                done, loss = ray.get(board.read.remote(), timeout=PROGRESS_POLL_S * 10)
+            except ray.exceptions.RayError:  # progress is a courtesy: the fit decides whether the run succeeds
+                continue
+            if done <= shown or stages.stopped is not None:
+                continue
+            shown = done
+            try:
+                stages.on_event("distill", done, total, loss=loss)
+            except BudgetExhausted as exc:
+                stages.stopped = exc
+                board.request_stop.remote()
+            except BaseException:  # the caller's callback failed, or an interrupt: stop the workers, then raise
+                board.request_stop.remote()
+                raise
 
 
 def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str | None = None,

@@ -122,3 +122,34 @@ def test_a_ray_plan_measures_worker_start_up_and_charges_it_where_it_is_paid(ray
     assert "worker pool restart" in stage["evaluation"].work  # IPC 2: its full reference is shared with IPC 1
     local = pad_sdk.plan(images[:400], labels[:400], ipcs=[1, 2], preset="tiny")
     assert "start-up" not in local.stage("distillation").work  # type: ignore[union-attr]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_workers_report_each_iteration_and_stop_together_at_the_budget(two_nodes: Any, case: Case,
+                                                                      reference: Reference, tmp_path: Any) -> None:
+    from pad_sdk.errors import BudgetExhausted
+    from pad_sdk.pipeline import Stages
+    from pad_sdk.presets import preset_config
+    from pad_sdk.progress import BudgetGuard, chain
+
+    total, limit = 20_000, 40  # far more iterations than the budget lets run
+    config = preset_config("tiny", 2, {"seed": 0, "distill": {"iterations": total}})
+    events: list[tuple[int, float]] = []
+
+    def record(stage: str, done: int, _total: int, **facts: Any) -> None:
+        if stage == "distill":
+            events.append((done, facts.get("loss", math.nan)))
+
+    stages = Stages(config, case.stages.data, on_event=chain(record, BudgetGuard(max_iterations=limit)))
+    runtime = RayRuntime(num_workers=2, storage=str(tmp_path / "runs"), checkpoint_every=10_000)
+    synthetic, history = runtime.distill(stages, list(reference.experts))
+    # the driver saw the workers' iterations as they ran, with their loss, as the in-process loop reports them
+    seen = [done for done, _ in events]
+    assert seen[0] == 0 and seen == sorted(seen) and any(0 < done < total for done in seen)
+    assert all(math.isfinite(loss) for done, loss in events if done > 0)
+    # the budget stopped both workers after the same iteration, with that iteration's checkpoint
+    assert isinstance(stages.stopped, BudgetExhausted) and stages.stopped.budget == "budget.max_iterations"
+    assert limit <= len(history) < total
+    assert [r.iteration for r in history] == list(range(len(history)))
+    assert runtime.report.world_size == 2 and torch.isfinite(synthetic.images).all()

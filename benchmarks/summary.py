@@ -290,6 +290,7 @@ def pipeline_section() -> list[str]:
             "subset. Peak per stage: resident memory sampled every 20 ms and attributed to the stage that the "
             "progress events name.", ""]
     out += mapped_section()
+    out += ray_pipeline_section()
     before = _load("scaling.pipeline.before-uint8.json")
     if before is not None:
         r = before["pipeline"][0]
@@ -333,6 +334,54 @@ def mapped_section() -> list[str]:
                 f"(`--gather`, alternating, best of {len(timing['seconds']['memory'])}): "
                 f"{best['memory']:.3f} s from memory, {best['file mapping']:.3f} s from the mapping "
                 f"({timing['ratio']:.2f}x), against seconds to minutes of training per epoch.", ""]
+    return out
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def ray_pipeline_section() -> list[str]:
+    """The same pipeline on the Ray runtime: the driver, its largest worker and all its workers, per stage."""
+    record = _load("scaling.pipeline.ray.json")
+    if record is None:
+        return []
+    rows = record["pipeline"]
+    timed = ("scoring", "experts", "distillation", "evaluation")
+    stages = [s for s in ("read", "scoring", "experts", "distill", "evaluate") if any(
+        s in r["peak_rss_mib_by_stage"] for r in rows)]
+    out = ["#### On the Ray runtime (`--runtime ray`)", "", _provenance(record), "",
+           "| size | train images | total s | time ratio | " + " | ".join(f"{s} s" for s in timed)
+           + " | driver peak MiB | ratio | largest worker MiB | ratio | workers summed MiB | ratio | "
+           "Ray system MiB |", "|---:" * (11 + len(timed)) + "|"]
+    for r in rows:
+        out.append(f"| {r['factor']}x | {r['train_images']} | {r['total_s']:.0f} | {r['time_ratio']:.2f} | "
+                   + " | ".join(f"{r['timings_s'].get(s, 0):.0f}" for s in timed)
+                   + f" | {r['peak_rss_mib']:.0f} | {r['peak_rss_ratio']:.2f} | {r['worker_peak_rss_mib']:.0f} | "
+                   f"{_ratio(r.get('worker_peak_rss_ratio'))} | {r['workers_total_peak_rss_mib']:.0f} | "
+                   f"{_ratio(r.get('workers_total_peak_rss_ratio'))} | {r['ray_system_rss_mib']:.0f} |")
+    out += ["", "Peak MiB per stage: driver / largest worker / workers summed (their own memory, RssAnon, in "
+            "brackets).", "", "| size | " + " | ".join(stages) + " |", "|---:" * (1 + len(stages)) + "|"]
+    for r in rows:
+        driver, largest = r["peak_rss_mib_by_stage"], r["worker_peak_rss_mib_by_stage"]
+        summed, own = r["workers_total_peak_rss_mib_by_stage"], r.get("workers_total_peak_anon_mib_by_stage", {})
+        out.append(f"| {r['factor']}x | " + " | ".join(
+            f"{driver.get(s, 0):.0f} / {largest.get(s, 0):.0f} / {summed.get(s, 0):.0f} ({own.get(s, 0):.0f})"
+            for s in stages) + " |")
+    first = rows[0]
+    system = sorted({name for r in rows for name in r.get("ray_system_processes", [])})
+    out += ["", f"The same calls as the table above on `RayRuntime(num_workers={first['ray_workers']})` (an embedded "
+            f"cluster on 127.0.0.1; workers at {first['ray_worker_threads']} torch thread(s), the driver at "
+            f"{first['threads']}). Every process below the run's process is sampled every 20 ms with the driver "
+            "and its peak attributed to the stage the progress events name. Workers: the `ray::` task and actor "
+            "processes (idle pooled workers and Ray Train's and Ray Data's own actors included); their RSS counts "
+            "shared pages (torch's libraries, object-store pages they touched) once per process, so the sum "
+            "overstates what they hold together, the RssAnon sum understates it. Ray system: every other process "
+            f"below the run ({', '.join(system) or 'none seen'}), summed, peak over the run. `read` is everything "
+            "before scoring: reading the data, the run's estimate (its calibration runs a distillation iteration "
+            "in the driver) and starting the cluster. Stage seconds are `result.timings`; total s also holds "
+            "the read, the estimate and the cluster start. Measured in other runs than the local table: compare "
+            "the ratios, not the times across tables.", ""]
     return out
 
 

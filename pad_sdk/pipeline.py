@@ -134,11 +134,13 @@ class Stages:
         self._timed("scoring", started)
         return scores
 
-    def score_run(self, run: int) -> torch.Tensor:
-        """One agent's EL2N scores (N,) float64: :meth:`score` is ``mean_of_runs`` of runs 0..runs-1."""
+    def score_run(self, run: int, on_epoch: Callable[[int], None] | None = None) -> torch.Tensor:
+        """One agent's EL2N scores (N,) float64: :meth:`score` is ``mean_of_runs`` of runs 0..runs-1;
+        ``on_epoch(e)`` after each of its epochs."""
         with self.compute(training=True):
             return el2n_run(self.data.train, self.network_factory(), self.scoring_recipe(), run,
-                            seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device)
+                            seed=derive_seed(self.config.seed, 11), augment=self.augment, device=self.device,
+                            on_epoch=on_epoch)
 
     def orders(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return class_orders(scores, self.data.train.labels, self.data.train.num_classes)

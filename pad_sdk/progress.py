@@ -32,11 +32,13 @@ def plan_stage(stage: str, facts: dict[str, Any]) -> str:
 
 
 def fraction_done(done: int, total: int, facts: dict[str, Any]) -> float:
-    """Share of the stage done, counting the epochs of the unit under way (``epoch`` of ``epochs``)."""
+    """Share of the stage done, counting the epochs of the unit under way (``epoch`` of ``epochs``), or of the
+    units under way at once (``partial``: the sum of their shares done, from a runtime's parallel tasks)."""
     if total <= 0:
         return 1.0
-    epoch, epochs = facts.get("epoch"), facts.get("epochs")
-    partial = epoch / epochs if isinstance(epoch, int) and isinstance(epochs, int) and epochs > 0 else 0.0
+    epoch, epochs, partial = facts.get("epoch"), facts.get("epochs"), facts.get("partial")
+    if not isinstance(partial, int | float):
+        partial = epoch / epochs if isinstance(epoch, int) and isinstance(epochs, int) and epochs > 0 else 0.0
     return min(1.0, (done + partial) / total)
 
 

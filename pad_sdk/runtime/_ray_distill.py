@@ -42,10 +42,15 @@ STOP_CHECK_S = 0.5  # how often rank 0 asks the driver's board whether to stop
 
 
 class ProgressBoard:
-    """An actor between the driver and the distillation workers (no CPU of its own): the last iteration done and
-    its loss, and whether the driver asked the workers to stop (a budget reached)."""
+    """An actor between the driver and its workers (no CPU of its own, one per runtime): the distillation's last
+    iteration and loss and whether the driver asked its workers to stop (a budget reached), and the share done
+    of each running task (``post_share``, keyed by the driver's call and the task's unit)."""
 
     def __init__(self) -> None:
+        self.done, self.loss, self.stop = 0, float("nan"), False
+        self.units: dict[str, float] = {}
+
+    def start_distillation(self) -> None:
         self.done, self.loss, self.stop = 0, float("nan"), False
 
     def post(self, done: int, loss: float) -> None:
@@ -59,6 +64,15 @@ class ProgressBoard:
 
     def stop_requested(self) -> bool:
         return self.stop
+
+    def post_share(self, key: str, share: float) -> None:
+        self.units[key] = share
+
+    def shares(self, prefix: str) -> dict[str, float]:
+        return {k: v for k, v in self.units.items() if k.startswith(prefix)}
+
+    def forget(self, prefix: str) -> None:
+        self.units = {k: v for k, v in self.units.items() if not k.startswith(prefix)}
 
 
 class _StopRequested(Exception):

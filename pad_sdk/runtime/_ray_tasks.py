@@ -8,6 +8,7 @@ torch thread count explicitly, because CPU results depend on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,8 +22,15 @@ from pad_sdk.runtime._ray_data import resolve
 from pad_sdk.trajectories import TrajectoryStore
 
 
+def share_poster(board: Any, key: str, epochs: int) -> Callable[[int], None] | None:
+    """``on_epoch(e)`` (0-based) posting the unit's share done to the driver's progress board (fire-and-forget)."""
+    if board is None or epochs <= 0:
+        return None
+    return lambda epoch: board.post_share.remote(key, (epoch + 1) / epochs)
+
+
 def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: TrajectoryStore, index: int,
-                      threads: int) -> tuple[int, bool]:
+                      threads: int, progress: tuple[Any, str] | None = None) -> tuple[int, bool]:
     """Train expert ``index`` into ``store`` unless it is already there; returns (index, trained).
 
     Checking the store first makes the task idempotent: a retried task, or a second driver resuming
@@ -33,24 +41,35 @@ def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: Traject
     if index in store.completed():
         return index, False
     stages = Stages(config, resolve(data))
-    trajectory = stages.train_expert(index, plan)
+    board, key = progress or (None, "")
+    trajectory = stages.train_expert(index, plan, share_poster(board, key, config.experts.epochs))
     store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
     return index, True
 
 
-def score_run_task(payload: tuple[PadConfig, Any], run: int, threads: int) -> torch.Tensor:
+def score_run_task(payload: tuple[PadConfig, Any], run: int, threads: int,
+                   progress: tuple[Any, str] | None = None) -> torch.Tensor:
     """EL2N scores (N,) float64 of scoring agent ``run`` (:meth:`Stages.score_run`)."""
     torch.set_num_threads(threads)
     config, data = payload
-    return Stages(config, resolve(data)).score_run(run)
+    board, key = progress or (None, "")
+    return Stages(config, resolve(data)).score_run(run, share_poster(board, key, config.scoring.epochs))
 
 
-def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: int) -> tuple[Accuracy, torch.Tensor]:
+def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: int,
+                     progress: tuple[Any, str] | None = None) -> tuple[Accuracy, torch.Tensor]:
     """Network ``k`` of an evaluation job (:meth:`Stages.run_eval_network`: the same seeds and code as the
     in-process runtime, so the tasks give the numbers it gives)."""
     torch.set_num_threads(threads)
     config, data, job = payload
-    return Stages(config, resolve(data)).run_eval_network(job, k)
+    board, key = progress or (None, "")
+    post = share_poster(board, key, job.recipe.epochs)
+
+    def on_event(stage: str, done: int, total: int, **facts: Any) -> None:
+        if post is not None and isinstance(facts.get("epoch"), int):
+            post(facts["epoch"] - 1)
+
+    return Stages(config, resolve(data), on_event=on_event).run_eval_network(job, k)
 
 
 class StartProbe:

@@ -121,6 +121,8 @@ class RayRuntime(BaseModel):
     _cluster: ClusterHandle | None = PrivateAttr(None)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
     _start_up: StartUpCosts | None = PrivateAttr(None)
+    _board: Any = PrivateAttr(None)
+    _calls: int = PrivateAttr(0)
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -209,8 +211,70 @@ class RayRuntime(BaseModel):
                  pool_restart_s=round(self._start_up.pool_restart, 1))
         return self._start_up
 
+    def _progress_board(self) -> Any:
+        """The runtime's progress actor (:class:`~pad_sdk.runtime._ray_distill.ProgressBoard`), started on first
+        use: no CPU of its own (it must not take one a task or the worker group needs), on the driver's node, so
+        that it lives as long as the driver whichever worker node is lost."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if self._board is None:
+            actor: Any = ray.remote(_ray_distill.ProgressBoard).options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    ray.get_runtime_context().get_node_id(), soft=True))
+            self._board = actor.remote()
+        return self._board
+
+    def _collect(self, stages: Stages, stage: str, refs: dict[Any, int], prefix: str, total: int, finished: int,
+                 **facts: Any) -> dict[int, Any]:
+        """The results of tasks (reference -> unit), passing their completions and, between them, the share of
+        the running ones (posted per epoch to the board under this call's key) to the run's ``on_event``, as the
+        in-process loop reports epochs. On any error (a failed task, a budget the callback finds spent) the tasks
+        still running are cancelled."""
+        import ray
+
+        board = self._progress_board()
+        results: dict[int, Any] = {}
+        waiting = list(refs)
+        try:
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=1, timeout=PROGRESS_POLL_S)
+                if ready:
+                    results[refs[ready[0]]] = ray.get(ready[0])
+                    finished += 1
+                    stages.on_event(stage, finished, total, **facts)
+                    continue
+                try:
+                    shares = ray.get(board.shares.remote(prefix), timeout=PROGRESS_POLL_S * 10)
+                except ray.exceptions.GetTimeoutError:
+                    continue
+                running = {f"{prefix}{refs[ref]}" for ref in waiting}
+                partial = sum(v for k, v in shares.items() if k in running)
+                if partial > 0:
+                    stages.on_event(stage, finished, total, partial=round(partial, 3), **facts)
+        except BaseException:
+            for ref in waiting:
+                ray.cancel(ref)
+            raise
+        finally:
+            board.forget.remote(prefix)
+        return results
+
+    def _progress(self, units: list[int]) -> tuple[dict[int, tuple[Any, str]], str]:
+        """Per unit, what its task posts its epochs with: (the board, this call's key for the unit)."""
+        self._calls += 1
+        prefix = f"{self._calls}:"
+        board = self._progress_board()
+        return {unit: (board, f"{prefix}{unit}") for unit in units}, prefix
+
     def shutdown(self) -> None:
         """Stop the embedded cluster if this runtime started it; a joined cluster is left running."""
+        if self._board is not None:
+            import ray
+
+            with contextlib.suppress(Exception):  # the cluster may be gone already
+                ray.kill(self._board)
+            self._board = None
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
@@ -252,13 +316,10 @@ class RayRuntime(BaseModel):
         stages.on_event("scoring", 0, total)
         payload = ray.put((stages.config, payload_data(stages.data)))
         task = ray.remote(score_run_task).options(**self._task_options(), max_retries=self.max_failures)
-        pending = {task.remote(payload, run, self.threads): run for run in range(total)}
-        runs: dict[int, torch.Tensor] = {}
+        progress, prefix = self._progress(list(range(total)))
+        pending = {task.remote(payload, run, self.threads, progress[run]): run for run in range(total)}
         try:
-            while len(runs) < total:
-                ready, _ = ray.wait([r for r, k in pending.items() if k not in runs], num_returns=1)
-                runs[pending[ready[0]]] = ray.get(ready[0])
-                stages.on_event("scoring", len(runs), total)
+            runs = self._collect(stages, "scoring", pending, prefix, total, 0)
         except ray.exceptions.RayError as exc:
             raise RayRunError(f"scoring failed in run {self.run_id}: {exc}", run_id=self.run_id, iteration=None,
                               storage=self._storage().url) from exc
@@ -284,19 +345,14 @@ class RayRuntime(BaseModel):
         stages.on_event("experts", total - len(pending), total)
         payload = ray.put((config, payload_data(stages.data), plan))
         task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
-        waiting = [task.remote(payload, store, i, self.threads) for i in pending]
+        progress, prefix = self._progress(pending)
+        waiting = {task.remote(payload, store, i, self.threads, progress[i]): i for i in pending}
         trained: list[int] = []
-        finished = total - len(pending)
         try:
-            while waiting:
-                ready, waiting = ray.wait(waiting, num_returns=1)
-                index, did_train = ray.get(ready[0])
+            for index, did_train in self._collect(stages, "experts", waiting, prefix, total,
+                                                  total - len(pending)).values():
                 (trained if did_train else self._report.experts_skipped).append(index)
-                finished += 1
-                stages.on_event("experts", finished, total)
         except ray.exceptions.RayError as exc:
-            for ref in waiting:
-                ray.cancel(ref)
             raise RayRunError(
                 f"expert training failed in run {self.run_id}: {exc}; experts already in {store.uri} are kept, "
                 "rerun with the same run_id and trajectory store to train only the missing ones",
@@ -323,14 +379,8 @@ class RayRuntime(BaseModel):
         storage_path, filesystem = self._storage().for_ray_train(self.run_id)
         fingerprint = distill_key(stages)
         self._check_resumable(name, fingerprint)
-        # no CPU of its own (it must not take one the worker group needs), on the driver's node: it lives as long
-        # as the driver, whichever worker node is lost
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        board_actor: Any = ray.remote(_ray_distill.ProgressBoard).options(
-            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                ray.get_runtime_context().get_node_id(), soft=True))
-        board = board_actor.remote()
+        board = self._progress_board()
+        board.start_distillation.remote()  # actor calls run in order: before any worker's post
         loop_config = {
             "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
             "experts": experts_spec(experts),
@@ -375,9 +425,6 @@ class RayRuntime(BaseModel):
                 f"iteration {last}): {why}; rerun with the same run_id and storage to resume",
                 run_id=self.run_id, iteration=last, storage=self._storage().join(self.run_id, name),
             ) from exc
-        finally:
-            with contextlib.suppress(ray.exceptions.RayError):
-                ray.kill(board)
         if result.checkpoint is None:
             raise RayRunError(f"distillation run {self.run_id} ended without a checkpoint", run_id=self.run_id,
                               iteration=None, storage=self._storage().join(self.run_id, name))
@@ -430,13 +477,15 @@ class RayRuntime(BaseModel):
         stages.on_event("evaluate", 0, job.seeds, what=job.what)
         payload = ray.put((stages.config, payload_data(stages.data), job))
         task = ray.remote(evaluate_network).options(**self._task_options(), max_retries=self.max_failures)
+        progress, prefix = self._progress(list(range(job.seeds)))
+        refs = {task.remote(payload, k, self.threads, progress[k]): k for k in range(job.seeds)}
         try:
-            measured = ray.get([task.remote(payload, k, self.threads) for k in range(job.seeds)])
+            networks = self._collect(stages, "evaluate", refs, prefix, job.seeds, 0, what=job.what)
+            measured = [networks[k] for k in range(job.seeds)]
         except ray.exceptions.RayError as exc:
             raise RayRunError(f"evaluation ({job.what}) failed in run {self.run_id}: {exc}", run_id=self.run_id,
                               iteration=None, storage=self._storage().url) from exc
         stages._timed(EVAL_TIMING[job.what], started)
-        stages.on_event("evaluate", job.seeds, job.seeds, what=job.what)
         return summarise(measured, stages.data.test.num_classes, time.perf_counter() - started)
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:

@@ -153,3 +153,24 @@ def test_workers_report_each_iteration_and_stop_together_at_the_budget(two_nodes
     assert limit <= len(history) < total
     assert [r.iteration for r in history] == list(range(len(history)))
     assert runtime.report.world_size == 2 and torch.isfinite(synthetic.images).all()
+
+
+@pytest.mark.ray
+def test_tasks_report_the_share_of_their_epochs_between_completions(two_nodes: Any, case: Case,
+                                                                   reference: Reference) -> None:
+    from pad_sdk.pipeline import Stages
+    from pad_sdk.presets import preset_config
+    from pad_sdk.progress import fraction_done
+
+    config = preset_config("tiny", 2, {"seed": 0, "evaluation": {"epochs": 1500, "seeds": 2}})
+    events: list[tuple[int, int, dict[str, Any]]] = []
+    stages = Stages(config, case.stages.data, on_event=lambda stage, done, total, **facts: events.append(
+        (done, total, facts)) if stage == "evaluate" else None)
+    with RayRuntime(num_workers=2) as runtime:
+        result = runtime.evaluate(stages, stages.condensed_job(reference.synthetic))
+    assert len(result.accuracies) == 2
+    shares = [fraction_done(done, total, facts) for done, total, facts in events]
+    # between the start and the two completions, the networks' epochs moved the stage along
+    assert any(0 < share < 1 and "partial" in facts for share, (_, _, facts) in zip(shares, events, strict=True))
+    assert shares[0] == 0 and shares[-1] == 1 and all(0 <= s <= 1 for s in shares)
+    assert all(facts.get("what") == "condensed" for _, _, facts in events)

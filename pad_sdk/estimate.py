@@ -550,11 +550,12 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
                        for cfg in configs)
     hour = prices.hour_price(hardware)
     ordered = []
+    reader = "load" if "load" in merged else "calibration"  # the source's bytes are read before the stages
     for name in STAGE_ORDER:
         if name not in merged:
             continue
         est = merged[name]
-        read = (source_bytes or data_bytes) if name == ("load" if "load" in merged else "calibration") else 0
+        read = (source_bytes or data_bytes) if name == reader else 0
         written = trajectories_bytes if name == "experts" and trajectory_store else 0
         written += export_bytes if name == "distillation" or (name == "evaluation" and not trajectory) else 0
         ordered.append(est.model_copy(update={"cost": est.seconds / 3600 * hour, "read_bytes": read,

@@ -7,10 +7,11 @@ and step size, and the loss, are averaged over the process group; every rank the
 the replicas never diverge. Rank 0's generator continues the in-process runtime's stream, which makes one
 worker reproduce the in-process result exactly.
 
-Progress leaves through a :class:`ProgressBoard` actor: rank 0 posts every iteration (a fire-and-forget call),
-the driver reads it for its ``on_event`` callback (progress lines, remaining time, the budget guard) and may
-ask the workers to stop. Rank 0 reads that request at most every ``STOP_CHECK_S`` and shares it with the
-other ranks in the loss's all-reduce, so every rank stops after the same iteration, with a checkpoint.
+Progress leaves through the runtime's progress actor (:mod:`pad_sdk.runtime._ray_progress`): rank 0 posts
+every iteration (a fire-and-forget call), the driver reads it for its ``on_event`` callback (progress lines,
+remaining time, the budget guard) and may ask the workers to stop. Rank 0 reads that request at most every
+``STOP_CHECK_S`` and shares it with the other ranks in the loss's all-reduce, so every rank stops after the
+same iteration, with a checkpoint.
 
 Checkpoints hold plain tensors, numbers and lists (``torch.load(weights_only=True)`` reads them, nothing
 is unpickled): the shared synthetic state, every rank's sampler state, and the iteration history.
@@ -39,40 +40,6 @@ log = structlog.get_logger(__name__)
 STATE_FILE = "distill-state.pt"
 FORMAT_VERSION = 1
 STOP_CHECK_S = 0.5  # how often rank 0 asks the driver's board whether to stop
-
-
-class ProgressBoard:
-    """An actor between the driver and its workers (no CPU of its own, one per runtime): the distillation's last
-    iteration and loss and whether the driver asked its workers to stop (a budget reached), and the share done
-    of each running task (``post_share``, keyed by the driver's call and the task's unit)."""
-
-    def __init__(self) -> None:
-        self.done, self.loss, self.stop = 0, float("nan"), False
-        self.units: dict[str, float] = {}
-
-    def start_distillation(self) -> None:
-        self.done, self.loss, self.stop = 0, float("nan"), False
-
-    def post(self, done: int, loss: float) -> None:
-        self.done, self.loss = max(self.done, done), loss
-
-    def read(self) -> tuple[int, float]:
-        return self.done, self.loss
-
-    def request_stop(self) -> None:
-        self.stop = True
-
-    def stop_requested(self) -> bool:
-        return self.stop
-
-    def post_share(self, key: str, share: float) -> None:
-        self.units[key] = share
-
-    def shares(self, prefix: str) -> dict[str, float]:
-        return {k: v for k, v in self.units.items() if k.startswith(prefix)}
-
-    def forget(self, prefix: str) -> None:
-        self.units = {k: v for k, v in self.units.items() if not k.startswith(prefix)}
 
 
 class _StopRequested(Exception):

@@ -8,7 +8,6 @@ torch thread count explicitly, because CPU results depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,14 +18,8 @@ from pad_sdk.core.seeding import derive_seed
 from pad_sdk.core.training import Accuracy
 from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.runtime._ray_data import resolve
+from pad_sdk.runtime._ray_progress import share_poster
 from pad_sdk.trajectories import TrajectoryStore
-
-
-def share_poster(board: Any, key: str, epochs: int) -> Callable[[int], None] | None:
-    """``on_epoch(e)`` (0-based) posting the unit's share done to the driver's progress board (fire-and-forget)."""
-    if board is None or epochs <= 0:
-        return None
-    return lambda epoch: board.post_share.remote(key, (epoch + 1) / epochs)
 
 
 def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: TrajectoryStore, index: int,
@@ -41,8 +34,7 @@ def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: Traject
     if index in store.completed():
         return index, False
     stages = Stages(config, resolve(data))
-    board, key = progress or (None, "")
-    trajectory = stages.train_expert(index, plan, share_poster(board, key, config.experts.epochs))
+    trajectory = stages.train_expert(index, plan, share_poster(progress, config.experts.epochs))
     store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
     return index, True
 
@@ -52,8 +44,7 @@ def score_run_task(payload: tuple[PadConfig, Any], run: int, threads: int,
     """EL2N scores (N,) float64 of scoring agent ``run`` (:meth:`Stages.score_run`)."""
     torch.set_num_threads(threads)
     config, data = payload
-    board, key = progress or (None, "")
-    return Stages(config, resolve(data)).score_run(run, share_poster(board, key, config.scoring.epochs))
+    return Stages(config, resolve(data)).score_run(run, share_poster(progress, config.scoring.epochs))
 
 
 def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: int,
@@ -62,8 +53,7 @@ def evaluate_network(payload: tuple[PadConfig, Any, EvalJob], k: int, threads: i
     in-process runtime, so the tasks give the numbers it gives)."""
     torch.set_num_threads(threads)
     config, data, job = payload
-    board, key = progress or (None, "")
-    post = share_poster(board, key, job.recipe.epochs)
+    post = share_poster(progress, job.recipe.epochs)
 
     def on_event(stage: str, done: int, total: int, **facts: Any) -> None:
         if post is not None and isinstance(facts.get("epoch"), int):

@@ -23,14 +23,11 @@ Only this module maps pad-sdk settings onto Ray's ``ScalingConfig``/``RunConfig`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -44,11 +41,12 @@ from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.scoring import mean_of_runs
 from pad_sdk.data import PreparedData, RawData, open_source, prepare
-from pad_sdk.errors import BudgetExhausted, ConfigError, translated_errors
+from pad_sdk.errors import ConfigError, translated_errors
 from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
 from pad_sdk.runtime import StartUpCosts, _ray_distill
 from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
 from pad_sdk.runtime._ray_env import START_TIMEOUT_ENV, ClusterHandle, Storage, connect, ray_temp_dir, scoped_env
+from pad_sdk.runtime._ray_progress import DriverProgress
 from pad_sdk.runtime._ray_state import (
     RayRunError,
     RayRunReport,
@@ -65,7 +63,6 @@ DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
 # `python -m benchmarks.bench_ray_startup` (benchmarks/results/ray_startup.json): a TorchTrainer.fit spent 4.6-5.9
 # starts before and after its loop, the first tasks after it waited 1.7-2.6 starts for their pool.
 TRAINER_STARTS = 6.5
-PROGRESS_POLL_S = 0.5  # how often the driver reads the distillation workers' progress
 POOL_RESTART_STARTS = 2.0
 
 
@@ -121,8 +118,7 @@ class RayRuntime(BaseModel):
     _cluster: ClusterHandle | None = PrivateAttr(None)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
     _start_up: StartUpCosts | None = PrivateAttr(None)
-    _board: Any = PrivateAttr(None)
-    _calls: int = PrivateAttr(0)
+    _progress: DriverProgress = PrivateAttr(default_factory=DriverProgress)
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -211,70 +207,9 @@ class RayRuntime(BaseModel):
                  pool_restart_s=round(self._start_up.pool_restart, 1))
         return self._start_up
 
-    def _progress_board(self) -> Any:
-        """The runtime's progress actor (:class:`~pad_sdk.runtime._ray_distill.ProgressBoard`), started on first
-        use: no CPU of its own (it must not take one a task or the worker group needs), on the driver's node, so
-        that it lives as long as the driver whichever worker node is lost."""
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        if self._board is None:
-            actor: Any = ray.remote(_ray_distill.ProgressBoard).options(
-                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                    ray.get_runtime_context().get_node_id(), soft=True))
-            self._board = actor.remote()
-        return self._board
-
-    def _collect(self, stages: Stages, stage: str, refs: dict[Any, int], prefix: str, total: int, finished: int,
-                 **facts: Any) -> dict[int, Any]:
-        """The results of tasks (reference -> unit), passing their completions and, between them, the share of
-        the running ones (posted per epoch to the board under this call's key) to the run's ``on_event``, as the
-        in-process loop reports epochs. On any error (a failed task, a budget the callback finds spent) the tasks
-        still running are cancelled."""
-        import ray
-
-        board = self._progress_board()
-        results: dict[int, Any] = {}
-        waiting = list(refs)
-        try:
-            while waiting:
-                ready, waiting = ray.wait(waiting, num_returns=1, timeout=PROGRESS_POLL_S)
-                if ready:
-                    results[refs[ready[0]]] = ray.get(ready[0])
-                    finished += 1
-                    stages.on_event(stage, finished, total, **facts)
-                    continue
-                try:
-                    shares = ray.get(board.shares.remote(prefix), timeout=PROGRESS_POLL_S * 10)
-                except ray.exceptions.GetTimeoutError:
-                    continue
-                running = {f"{prefix}{refs[ref]}" for ref in waiting}
-                partial = sum(v for k, v in shares.items() if k in running)
-                if partial > 0:
-                    stages.on_event(stage, finished, total, partial=round(partial, 3), **facts)
-        except BaseException:
-            for ref in waiting:
-                ray.cancel(ref)
-            raise
-        finally:
-            board.forget.remote(prefix)
-        return results
-
-    def _progress(self, units: list[int]) -> tuple[dict[int, tuple[Any, str]], str]:
-        """Per unit, what its task posts its epochs with: (the board, this call's key for the unit)."""
-        self._calls += 1
-        prefix = f"{self._calls}:"
-        board = self._progress_board()
-        return {unit: (board, f"{prefix}{unit}") for unit in units}, prefix
-
     def shutdown(self) -> None:
         """Stop the embedded cluster if this runtime started it; a joined cluster is left running."""
-        if self._board is not None:
-            import ray
-
-            with contextlib.suppress(Exception):  # the cluster may be gone already
-                ray.kill(self._board)
-            self._board = None
+        self._progress.close()
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
@@ -316,10 +251,11 @@ class RayRuntime(BaseModel):
         stages.on_event("scoring", 0, total)
         payload = ray.put((stages.config, payload_data(stages.data)))
         task = ray.remote(score_run_task).options(**self._task_options(), max_retries=self.max_failures)
-        progress, prefix = self._progress(list(range(total)))
-        pending = {task.remote(payload, run, self.threads, progress[run]): run for run in range(total)}
+        prefix = self._progress.call()
+        pending = {task.remote(payload, run, self.threads, (self._progress.board, f"{prefix}{run}")): run
+                   for run in range(total)}
         try:
-            runs = self._collect(stages, "scoring", pending, prefix, total, 0)
+            runs = self._progress.collect(stages, "scoring", pending, prefix, total, 0)
         except ray.exceptions.RayError as exc:
             raise RayRunError(f"scoring failed in run {self.run_id}: {exc}", run_id=self.run_id, iteration=None,
                               storage=self._storage().url) from exc
@@ -345,12 +281,13 @@ class RayRuntime(BaseModel):
         stages.on_event("experts", total - len(pending), total)
         payload = ray.put((config, payload_data(stages.data), plan))
         task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
-        progress, prefix = self._progress(pending)
-        waiting = {task.remote(payload, store, i, self.threads, progress[i]): i for i in pending}
+        prefix = self._progress.call()
+        waiting = {task.remote(payload, store, i, self.threads, (self._progress.board, f"{prefix}{i}")): i
+                   for i in pending}
         trained: list[int] = []
         try:
-            for index, did_train in self._collect(stages, "experts", waiting, prefix, total,
-                                                  total - len(pending)).values():
+            for index, did_train in self._progress.collect(stages, "experts", waiting, prefix, total,
+                                                           total - len(pending)).values():
                 (trained if did_train else self._report.experts_skipped).append(index)
         except ray.exceptions.RayError as exc:
             raise RayRunError(
@@ -379,7 +316,7 @@ class RayRuntime(BaseModel):
         storage_path, filesystem = self._storage().for_ray_train(self.run_id)
         fingerprint = distill_key(stages)
         self._check_resumable(name, fingerprint)
-        board = self._progress_board()
+        board = self._progress.board
         board.start_distillation.remote()  # actor calls run in order: before any worker's post
         loop_config = {
             "stages": ray.put((config, payload_data(stages.data))), "ipc": config.ipc,
@@ -411,7 +348,7 @@ class RayRuntime(BaseModel):
                  storage=self._storage().join(self.run_id, name))
         try:
             with scoped_env(START_TIMEOUT_ENV, f"{self.start_timeout_s:g}"):  # Train sends it to its controller
-                result = _follow(trainer, board, stages, total)
+                result = self._progress.follow(trainer, stages, total)
         except Exception as exc:  # Ray Train raises its own TrainingFailedError family (and RayError)
             last = self._last_checkpoint_iteration(name)
             cause = getattr(exc, "controller_failure", None)
@@ -477,10 +414,11 @@ class RayRuntime(BaseModel):
         stages.on_event("evaluate", 0, job.seeds, what=job.what)
         payload = ray.put((stages.config, payload_data(stages.data), job))
         task = ray.remote(evaluate_network).options(**self._task_options(), max_retries=self.max_failures)
-        progress, prefix = self._progress(list(range(job.seeds)))
-        refs = {task.remote(payload, k, self.threads, progress[k]): k for k in range(job.seeds)}
+        prefix = self._progress.call()
+        refs = {task.remote(payload, k, self.threads, (self._progress.board, f"{prefix}{k}")): k
+                for k in range(job.seeds)}
         try:
-            networks = self._collect(stages, "evaluate", refs, prefix, job.seeds, 0, what=job.what)
+            networks = self._progress.collect(stages, "evaluate", refs, prefix, job.seeds, 0, what=job.what)
             measured = [networks[k] for k in range(job.seeds)]
         except ray.exceptions.RayError as exc:
             raise RayRunError(f"evaluation ({job.what}) failed in run {self.run_id}: {exc}", run_id=self.run_id,
@@ -490,37 +428,6 @@ class RayRuntime(BaseModel):
 
     def evaluate_synthetic(self, stages: Stages, synthetic: SyntheticSet) -> EvalResult:
         return self.evaluate(stages, stages.condensed_job(synthetic))
-
-
-def _follow(trainer: Any, board: Any, stages: Stages, total: int) -> Any:
-    """``trainer.fit()`` in a thread while this one passes the workers' progress (the board) to the run's
-    ``on_event``, as the in-process loop does; a budget the callback finds spent asks the workers to stop after
-    their current iteration (``stages.stopped``), and the fit then ends with that iteration's checkpoint."""
-    import ray
-
-    shown = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="pad-ray-fit") as pool:
-        fit = pool.submit(trainer.fit)
-        while True:
-            try:
-                return fit.result(timeout=PROGRESS_POLL_S)
-            except FutureTimeout:
-                pass
-            try:
-                done, loss = ray.get(board.read.remote(), timeout=PROGRESS_POLL_S * 10)
-            except ray.exceptions.RayError:  # progress is a courtesy: the fit decides whether the run succeeds
-                continue
-            if done <= shown or stages.stopped is not None:
-                continue
-            shown = done
-            try:
-                stages.on_event("distill", done, total, loss=loss)
-            except BudgetExhausted as exc:
-                stages.stopped = exc
-                board.request_stop.remote()
-            except BaseException:  # the caller's callback failed, or an interrupt: stop the workers, then raise
-                board.request_stop.remote()
-                raise
 
 
 def runtime_from_options(runtime: str | None, *, workers: int = 2, address: str | None = None,

@@ -336,12 +336,18 @@ def prepare(raw: RawData, *, zca: bool) -> PreparedData:
     if empty:
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""  # a bounded message
         raise DataError(f"classes {empty[:10]}{more} have no training examples", field="labels")
-    train, test = as_stored(raw.train_images), as_stored(raw.test_images)
-    val = None if raw.validation_images is None else as_stored(raw.validation_images)
+    train = as_stored(raw.train_images)
     norm = channel_statistics(train)
     whitening = None
     if zca:
         whitening = ZCAWhitening.fit(batches(train.normalised(norm.mean, norm.std), STATS_BATCH))
+    return prepared_with(raw, norm, whitening)
+
+
+def prepared_with(raw: RawData, norm: Normalisation, whitening: ZCAWhitening | None) -> PreparedData:
+    """``raw`` read through a normalisation (and whitening) fitted before: :func:`prepare` without the fit."""
+    train, test = as_stored(raw.train_images), as_stored(raw.test_images)
+    val = None if raw.validation_images is None else as_stored(raw.validation_images)
     train, test = train.normalised(norm.mean, norm.std, whitening), test.normalised(norm.mean, norm.std, whitening)
     val_x = None if val is None else val.normalised(norm.mean, norm.std, whitening)
     k = len(raw.class_names)

@@ -93,3 +93,31 @@ def test_the_budget_is_a_checked_setting() -> None:
     assert isinstance(runtime, LocalRuntime) and runtime.data_memory_gib == 0.5
     with pytest.raises(ConfigError, match="num_workers"):
         resolve_runtime("local", num_workers=2)
+
+
+def test_node_files_are_written_once_for_concurrent_readers_and_removed_by_key(tmp_path: Path) -> None:
+    import threading
+
+    import structlog
+
+    import connectors
+    from pad_sdk.disk_data import node_mapped, read_mapped, remove_node_files
+
+    uri, _ = _digits_source(tmp_path)
+    folder = tmp_path / "node"
+    results: list[pad_sdk.data.SplitRows] = []
+    with structlog.testing.capture_logs() as logs:
+        readers = [threading.Thread(target=lambda: results.append(node_mapped(connectors.open_source(uri), None,
+                                                                              folder, "run1")))
+                   for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    assert len(results) == 4 and sum(r["event"] == "data.node_file_written" for r in logs) == 1  # one writer
+    private = read_mapped(connectors.open_source(uri), None, tmp_path)
+    for rows in results:
+        assert rows.images.mapped and torch.equal(rows.images.materialise(), private.images.materialise())
+        assert np.array_equal(rows.labels, private.labels)
+    assert remove_node_files(folder, "other") == 0 and len(os.listdir(folder)) == 3  # pixels, layout, lock
+    assert remove_node_files(folder, "run1") == 3 and os.listdir(folder) == []

@@ -248,12 +248,14 @@ Seed = Annotated[int, typer.Option(help="seed of every random choice (same seed,
 Holdout = Annotated[float, typer.Option(help="holdout share when the source has no test split")]
 RuntimeName = Annotated[str, typer.Option("--runtime", help="where to run: local (this process) or ray")]
 Workers = Annotated[int, typer.Option(help="Ray: distillation workers")]
-DataMemory = Annotated[float | None, typer.Option("--data-memory-gib", help="local: a source whose images take more "
-                                                  "GiB than this (in their stored dtype) is streamed once into a "
-                                                  "file under --data-dir and memory-mapped (default: a quarter of "
-                                                  "the available memory; 0: always)")]
-DataDir = Annotated[str | None, typer.Option("--data-dir", help="local: folder for that file (default: the system's "
-                                             "temporary directory)")]
+DataMemory = Annotated[float | None, typer.Option("--data-memory-gib", help="a source whose images take more GiB "
+                                                  "than this (in their stored dtype) is streamed once into a file "
+                                                  "under --data-dir and memory-mapped (Ray: on each node that runs "
+                                                  "a task, never through the object store; default: a quarter of "
+                                                  "the available memory, on Ray at most half the smallest object "
+                                                  "store; 0: always)")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder for that file (Ray: on each node; default: "
+                                             "the system's temporary directory)")]
 Fallback = Annotated[str, typer.Option("--fallback", help="subset: deliver the best real subset of the same size "
                                        "(herding, k-center, random) when it beats the condensed set on the "
                                        "validation split; none: only report the comparison")]

@@ -88,14 +88,13 @@ def _runtime(opts: RunOptions) -> Any:
     from pad_sdk.errors import ConfigError
     from pad_sdk.runtime import resolve_runtime
 
+    options: dict[str, Any] = {k: v for k, v in (("data_memory_gib", opts.data_memory_gib),
+                                                 ("data_dir", opts.data_dir)) if v is not None}
     if opts.runtime == "ray":
         extra = {"run_id": opts.run_id} if opts.run_id is not None else {}  # "" reaches the validator, not a new id
-        options: dict[str, Any] = dict(num_workers=opts.workers, address=opts.address, storage=opts.ray_storage,
-                                       storage_options=opts.storage_options, use_gpu=opts.use_gpu,
-                                       gpus_per_task=opts.gpus_per_task, **extra)
-    else:
-        options = {k: v for k, v in (("data_memory_gib", opts.data_memory_gib), ("data_dir", opts.data_dir))
-                   if v is not None}
+        options.update(num_workers=opts.workers, address=opts.address, storage=opts.ray_storage,
+                       storage_options=opts.storage_options, use_gpu=opts.use_gpu, gpus_per_task=opts.gpus_per_task,
+                       **extra)
     try:
         return resolve_runtime(opts.runtime, **options)
     except ConfigError as exc:
@@ -279,10 +278,6 @@ def run_options(source: str, output: str | None, preset: str, policy: Path | Non
              gpus_per_task: float | None = None, fallback: str = "none", force: bool = False, *,
              data_memory_gib: float | None = None, data_dir: str | None = None) -> RunOptions:
     _ray_only(runtime, run_id, ray_storage)
-    for option, value in (("--data-memory-gib", data_memory_gib), ("--data-dir", data_dir)):
-        if value is not None and runtime == "ray":
-            raise typer.BadParameter("applies only to the local runtime (Ray keeps the images in its object "
-                                     "store, which spills to disk)", param_hint=option)
     if fallback not in ("none", "subset"):
         raise typer.BadParameter(f"choose none or subset, got {fallback!r}", param_hint="--fallback")
     if output is not None and not output.strip().rstrip("/"):  # given, but empty or "/"

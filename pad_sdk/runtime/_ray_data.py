@@ -7,6 +7,12 @@ same code as the in-process path (:func:`pad_sdk.data.raw_from_source`), and ano
 labels, class names, statistics and groups are real, the image tensors are on PyTorch's ``meta`` device
 (shape and dtype, no storage), so any computation on images that slipped onto the driver fails at once
 instead of quietly copying the dataset. The runtime hands the tasks the reference (``ref``) instead.
+
+A source over the runtime's memory budget never enters the object store: ``ref`` is then a small recipe
+(:class:`NodeFiles`, :class:`NodePrepared`) and each node that runs a task streams the source once, straight
+from storage, into a file that all its processes map (:func:`pad_sdk.disk_data.node_mapped`). Tasks index the
+mapping exactly as the in-process runtime indexes its own (:mod:`pad_sdk.disk_data`), so the minibatches, the
+scheduler's subsets and the condensed set are those of an in-memory run.
 """
 
 from __future__ import annotations
@@ -22,7 +28,17 @@ import torch
 import connectors
 from pad_sdk.core.images import Images
 from pad_sdk.core.training import LabelledImages
-from pad_sdk.data import PreparedData, RawData, prepare, raw_from_source, splits_to_read
+from pad_sdk.core.zca import ZCAWhitening
+from pad_sdk.data import (
+    Normalisation,
+    PreparedData,
+    RawData,
+    prepare,
+    prepared_with,
+    raw_from_source,
+    splits_to_read,
+)
+from pad_sdk.disk_data import node_mapped, remove_node_files
 from pad_sdk.errors import DataError, PadError
 
 
@@ -57,11 +73,61 @@ def _data_outline(data: PreparedData) -> ClusterData:
                        data.test_groups, data.group_column)
 
 
+HELD_ON_NODES = "file mapping on each node"
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """The raw data of a source over the memory budget, as a recipe: each node maps its own copy of the
+    source's splits under ``folder`` (written once per node, from storage), then splits it as every runtime does."""
+
+    source: connectors.Source
+    holdout_fraction: float
+    seed: int
+    folder: str | None
+    key: str  # names this run's files on every node (removed by the runtime's shutdown)
+
+    def raw(self) -> RawData:
+        cached = _opened.get("raw")
+        if cached is not None and cached[0] == (self.key, self.holdout_fraction, self.seed):
+            return cached[1]
+
+        def read(src: connectors.Source, split: str | None) -> Any:
+            return node_mapped(src, split, self.folder, self.key, "images" if split is None else f"{split} images")
+
+        raw = raw_from_source(self.source, read, holdout_fraction=self.holdout_fraction, seed=self.seed)
+        raw = dataclasses.replace(raw, source={**raw.source, "held": HELD_ON_NODES})
+        _opened["raw"] = ((self.key, self.holdout_fraction, self.seed), raw)  # one run's mapping per process
+        return raw
+
+
+@dataclass(frozen=True)
+class NodePrepared:
+    """The prepared data of :class:`NodeFiles`: the node's mapping read through the fitted normalisation."""
+
+    files: NodeFiles
+    normalisation: Normalisation
+    zca: ZCAWhitening | None
+
+    def data(self) -> PreparedData:
+        return prepared_with(self.files.raw(), self.normalisation, self.zca)
+
+
+_opened: dict[str, tuple[tuple[Any, ...], RawData]] = {}
+
+
 def resolve(value: Any) -> Any:
-    """In a task: the real data behind ``value`` (an object-store reference), or ``value`` itself."""
+    """In a task: the real data behind ``value`` (an object-store reference, or a node-file recipe), or
+    ``value`` itself."""
     import ray
 
-    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+    if isinstance(value, ray.ObjectRef):
+        value = ray.get(value)
+    if isinstance(value, NodeFiles):
+        return value.raw()
+    if isinstance(value, NodePrepared):
+        return value.data()
+    return value
 
 
 def payload_data(data: PreparedData) -> Any:
@@ -103,6 +169,18 @@ def prepare_task(raw: RawData, zca: bool, threads: int) -> tuple[PreparedData, C
     return data, _data_outline(data)
 
 
+def outline_task(files: NodeFiles) -> ClusterRaw:
+    """Runs on a worker: write (or map) the node's files and return the driver's shape-only outline."""
+    return _raw_outline(files.raw())
+
+
+def prepare_files_task(files: NodeFiles, zca: bool, threads: int) -> tuple[NodePrepared, ClusterData]:
+    """Runs on a worker: fit the normalisation (and whitening) on the node's mapping, a batch at a time."""
+    torch.set_num_threads(threads)
+    data = prepare(files.raw(), zca=zca)
+    return NodePrepared(files, data.normalisation, data.zca), _data_outline(data)
+
+
 def unwrapped(ref: Any) -> Any:
     """``ray.get(ref)``, with a pad-sdk error raised in the task re-raised as itself (a clear, typed error)."""
     import ray
@@ -135,10 +213,38 @@ def read_on_cluster(src: connectors.Source, *, holdout_fraction: float, seed: in
     return dataclasses.replace(outline, ref=raw_ref)
 
 
+def read_on_nodes(src: connectors.Source, *, holdout_fraction: float, seed: int, folder: str | None, key: str,
+                  task_options: Mapping[str, Any]) -> ClusterRaw:
+    """A source over the memory budget: one task writes its node's files and returns the outline; every other
+    node writes its own copy when a task first needs the data there (module docstring)."""
+    import ray
+
+    files = NodeFiles(src, holdout_fraction, seed, folder, key)
+    outline = unwrapped(ray.remote(outline_task).options(**task_options).remote(files))
+    return dataclasses.replace(outline, ref=files)
+
+
 def prepare_on_cluster(raw: ClusterRaw, zca: bool, task_options: Mapping[str, Any], threads: int) -> ClusterData:
     import ray
 
-    task: Any = ray.remote(prepare_task).options(num_returns=2, **task_options)
+    if isinstance(raw.ref, NodeFiles):
+        task: Any = ray.remote(prepare_files_task).options(**task_options)
+        recipe, outline = unwrapped(task.remote(raw.ref, zca, threads))
+        return dataclasses.replace(outline, ref=recipe)
+    task = ray.remote(prepare_task).options(num_returns=2, **task_options)
     data_ref, outline_ref = task.remote(raw.ref, zca, threads)
     outline = unwrapped(outline_ref)
     return dataclasses.replace(outline, ref=data_ref)
+
+
+def remove_files_on_nodes(folder: str | None, key: str, timeout_s: float = 30.0) -> int:
+    """Remove run ``key``'s node files on every live node (a zero-CPU task pinned to each); returns how many
+    files went. Best effort: a node that does not answer within ``timeout_s`` keeps its files (named by key)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task: Any = ray.remote(remove_node_files)
+    refs = [task.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+            .remote(folder, key) for node in ray.nodes() if node.get("Alive")]
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    return sum(int(count) for count in ray.get(done))

@@ -41,10 +41,19 @@ from pad_sdk.core.evaluate import EvalResult, summarise
 from pad_sdk.core.experts import ExpertPlan
 from pad_sdk.core.scoring import mean_of_runs
 from pad_sdk.data import PreparedData, RawData, open_source, prepare
+from pad_sdk.disk_data import data_budget, stored_bytes
 from pad_sdk.errors import ConfigError, translated_errors
 from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
 from pad_sdk.runtime import StartUpCosts, _ray_distill
-from pad_sdk.runtime._ray_data import ClusterRaw, payload_data, prepare_on_cluster, read_on_cluster
+from pad_sdk.runtime._ray_data import (
+    HELD_ON_NODES,
+    ClusterRaw,
+    payload_data,
+    prepare_on_cluster,
+    read_on_cluster,
+    read_on_nodes,
+    remove_files_on_nodes,
+)
 from pad_sdk.runtime._ray_env import START_TIMEOUT_ENV, ClusterHandle, Storage, connect, ray_temp_dir, scoped_env
 from pad_sdk.runtime._ray_progress import DriverProgress
 from pad_sdk.runtime._ray_state import (
@@ -64,6 +73,7 @@ DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
 # starts before and after its loop, the first tasks after it waited 1.7-2.6 starts for their pool.
 TRAINER_STARTS = 6.5
 POOL_RESTART_STARTS = 2.0
+OBJECT_STORE_SHARE = 0.5  # default data budget: this share of the smallest node's object store (raw + prepared)
 
 
 class RayRuntime(BaseModel):
@@ -89,6 +99,12 @@ class RayRuntime(BaseModel):
         storage_options: fsspec options for ``storage`` (endpoint, credentials).
         torch_threads: torch threads per worker; default the worker's CPUs (results depend on it: the
             in-process runtime gives bit-identical results with the same thread count).
+        data_memory_gib: a source whose images (in their stored dtype) exceed this never enters the object
+            store: each node that runs a task streams it once from storage into a file under ``data_dir``
+            that its processes map, and removes it at :meth:`shutdown` (the condensed set is the in-memory
+            one). Default: the smaller of a quarter of the driver machine's available memory and half the
+            smallest object store of the cluster's nodes; 0 maps every source.
+        data_dir: where each node writes those files (default: its temporary directory).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,7 +131,12 @@ class RayRuntime(BaseModel):
                                          "256 MiB); a source read on the cluster lives there (raw and prepared "
                                          "float32 copies), beyond it Ray spills to disk")
 
+    data_memory_gib: float | None = Field(None, ge=0)
+    data_dir: str | None = None
+
     _cluster: ClusterHandle | None = PrivateAttr(None)
+    _node_files: str = PrivateAttr(default_factory=lambda: uuid.uuid4().hex[:12])  # names this runtime's node files
+    _wrote_node_files: bool = PrivateAttr(False)
     _report: RayRunReport = PrivateAttr(default_factory=RayRunReport)
     _start_up: StartUpCosts | None = PrivateAttr(None)
     _progress: DriverProgress = PrivateAttr(default_factory=DriverProgress)
@@ -210,6 +231,13 @@ class RayRuntime(BaseModel):
     def shutdown(self) -> None:
         """Stop the embedded cluster if this runtime started it; a joined cluster is left running."""
         self._progress.close()
+        if self._wrote_node_files and self._cluster is not None:
+            try:
+                removed = remove_files_on_nodes(self.data_dir, self._node_files)
+                log.info("ray.node_files_removed", files=removed, key=self._node_files)
+            except Exception as exc:  # leaving files behind must not hide the run's own outcome
+                log.warning("ray.node_files_left", key=self._node_files, folder=self.data_dir, error=str(exc))
+            self._wrote_node_files = False
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
@@ -228,11 +256,29 @@ class RayRuntime(BaseModel):
         started = time.perf_counter()
         src = open_source(source, storage_options=storage_options, **open_kwargs)
         with translated_errors():
-            raw = read_on_cluster(src, holdout_fraction=holdout_fraction, seed=seed,
-                                  task_options=self._task_options())
+            size, budget = stored_bytes(src.schema), self._data_budget()
+            if size > budget:
+                log.info("data.over_budget", bytes=size, budget=budget, where=self.data_dir or "temporary directory",
+                         held=HELD_ON_NODES)
+                self._wrote_node_files = True
+                raw: RawData = read_on_nodes(src, holdout_fraction=holdout_fraction, seed=seed, folder=self.data_dir,
+                                             key=self._node_files, task_options=self._task_options())
+            else:
+                raw = read_on_cluster(src, holdout_fraction=holdout_fraction, seed=seed,
+                                      task_options=self._task_options())
         log.info("ray.data_loaded", uri=raw.source.get("uri"), train=len(raw.train_labels),
                  holdout=len(raw.test_labels), seconds=round(time.perf_counter() - started, 2))
         return raw
+
+    def _data_budget(self) -> int:
+        """Bytes of source images the object store may hold (see ``data_memory_gib``)."""
+        import ray
+
+        if self.data_memory_gib is not None:
+            return data_budget(self.data_memory_gib)
+        stores = [float(n["Resources"].get("object_store_memory", 0)) for n in ray.nodes() if n.get("Alive")]
+        smallest = min((s for s in stores if s > 0), default=float("inf"))
+        return int(min(data_budget(None), OBJECT_STORE_SHARE * smallest))
 
     def prepare(self, raw: RawData, zca: bool) -> PreparedData:
         """Normalise on a worker when the data lives on the cluster; otherwise here, as the local runtime."""

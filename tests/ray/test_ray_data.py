@@ -123,3 +123,31 @@ def test_an_export_reads_in_ray_data_as_it_is(ray_cluster: Any, tmp_path: Any) -
     rows = ray_cluster.data.read_parquet(str(tmp_path / "export" / "data.parquet")).take_all()
     assert [int(r["label"]) for r in rows] == [1, 0, 1, 0, 1]
     np.testing.assert_array_equal(np.stack([r["image"] for r in rows]), images.reshape(5, -1))
+
+
+def test_a_source_over_the_budget_is_mapped_on_each_node_with_the_in_memory_result(
+        two_nodes: Any, digits_on_s3: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
+    uri, options = digits_on_s3
+    settings = dict(ipc=1, preset="tiny", storage_options=options, seed=0,
+                    overrides={"experts": {"num_experts": 2}, "distill": {"iterations": 3},
+                               "evaluation": {"seeds": 1, "epochs": 5}})
+    folder = tmp_path / "node-data"
+    runtime = RayRuntime(num_workers=1, storage=str(tmp_path / "runs"), torch_threads=1, data_memory_gib=0,
+                         data_dir=str(folder))
+    try:
+        raw = runtime.load(uri, holdout_fraction=0.2, seed=0, storage_options=options, open_kwargs={})
+        assert raw.train_images.is_meta and raw.source["held"] == "file mapping on each node"
+        assert runtime.prepare(raw, zca=False).train.images.is_meta  # the driver never holds the images
+        mapped = pad_sdk.distill(uri, runtime=runtime, **settings)
+        written = sorted(path.suffix for path in folder.iterdir())
+    finally:
+        runtime.shutdown()
+    with single_threaded():
+        here = pad_sdk.distill(uri, **settings)
+    # both nodes share this machine's folder: one copy, written by the first task that needed it
+    assert written == [".layout", ".lock", ".pixels"]
+    assert list(folder.iterdir()) == []  # removed on every node at shutdown
+    assert mapped.source["held"] == "file mapping on each node"
+    assert torch.equal(mapped.condensed.images, here.condensed.images)
+    assert mapped.accuracy is not None and here.accuracy is not None
+    assert mapped.accuracy.condensed.accuracies == here.accuracy.condensed.accuracies

@@ -88,17 +88,14 @@ class NodeFiles:
     key: str  # names this run's files on every node (removed by the runtime's shutdown)
 
     def raw(self) -> RawData:
-        cached = _opened.get("raw")
-        if cached is not None and cached[0] == (self.key, self.holdout_fraction, self.seed):
-            return cached[1]
+        """The node's mapping, split as every runtime splits it. Not cached in the process: a pooled worker
+        would keep removed files' space until it exits; mapping and splitting cost milliseconds."""
 
         def read(src: connectors.Source, split: str | None) -> Any:
             return node_mapped(src, split, self.folder, self.key, "images" if split is None else f"{split} images")
 
         raw = raw_from_source(self.source, read, holdout_fraction=self.holdout_fraction, seed=self.seed)
-        raw = dataclasses.replace(raw, source={**raw.source, "held": HELD_ON_NODES})
-        _opened["raw"] = ((self.key, self.holdout_fraction, self.seed), raw)  # one run's mapping per process
-        return raw
+        return dataclasses.replace(raw, source={**raw.source, "held": HELD_ON_NODES})
 
 
 @dataclass(frozen=True)
@@ -111,9 +108,6 @@ class NodePrepared:
 
     def data(self) -> PreparedData:
         return prepared_with(self.files.raw(), self.normalisation, self.zca)
-
-
-_opened: dict[str, tuple[tuple[Any, ...], RawData]] = {}
 
 
 def resolve(value: Any) -> Any:

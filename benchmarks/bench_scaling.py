@@ -44,6 +44,12 @@ calibration runs a distillation iteration in the driver, and on Ray it starts th
     nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --pipeline --runtime ray --threads 1
     .venv/bin/python -m benchmarks.bench_scaling --pipeline --runtime ray --factors 1 --base 1000 \
         --output /tmp/scaling.pipeline.ray.smoke.json                            # a smoke run, minutes
+
+``--runtime ray --mapped``: the Parquet source over the Ray runtime's zero data budget (``RayRuntime(
+data_memory_gib=0)``), so no image enters the object store and every node maps its own copy; written to
+``results/scaling.pipeline.ray.mapped.json``:
+
+    nice -n 5 .venv/bin/python -m benchmarks.bench_scaling --pipeline --runtime ray --mapped --factors 1,8 --threads 1
 """
 
 from __future__ import annotations
@@ -276,17 +282,19 @@ def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
     del train, test
     train_bytes, count = images.nbytes, len(labels)
     inputs: dict[str, Any] = dict(images=images, labels=labels, test_images=test_images, test_labels=test_labels)
+    on_ray = spec.get("runtime", "local") == "ray"
+    folder = None
     if spec.get("mapped"):  # read from a source over the memory budget: the pixels go to a file mapping
         folder = tempfile.mkdtemp(prefix="pad-bench-")
-        inputs = dict(images=_write_source(folder, images, labels, test_images, test_labels),
-                      runtime=pad_sdk.LocalRuntime(data_memory_gib=0, data_dir=folder))
+        inputs = dict(images=_write_source(folder, images, labels, test_images, test_labels))
+        if not on_ray:  # (the Ray runtime gets the same budget below: each node maps its own copy)
+            inputs["runtime"] = pad_sdk.LocalRuntime(data_memory_gib=0, data_dir=folder)
         del images, labels, test_images, test_labels
     gc.collect()
     peaks: dict[str, float] = {}
     anon: dict[str, float] = {}
     stage = ["read"]
     stop = threading.Event()
-    on_ray = spec.get("runtime", "local") == "ray"
     ray_memory = _RayMemory() if on_ray else None
 
     def sample() -> None:
@@ -310,7 +318,8 @@ def _pipeline_one(spec: dict[str, Any]) -> dict[str, Any]:
     if on_ray:  # the cluster starts inside the timed call (the run's estimate measures its workers' start)
         from pad_sdk.runtime.ray import RayRuntime
 
-        with RayRuntime(num_workers=RAY_WORKERS) as engine:
+        budget = {"data_memory_gib": 0, "data_dir": folder} if folder is not None else {}
+        with RayRuntime(num_workers=RAY_WORKERS, **budget) as engine:
             started = time.perf_counter()
             result = pad_sdk.distill(source, **inputs, **settings, runtime=engine)
             total_s = time.perf_counter() - started
@@ -351,7 +360,7 @@ def _pipeline_path(args: argparse.Namespace) -> Path:
     if args.output:
         return Path(args.output) if os.sep in args.output else RESULTS / args.output
     if args.runtime == "ray":
-        return RESULTS / "scaling.pipeline.ray.json"
+        return RESULTS / ("scaling.pipeline.ray.mapped.json" if args.mapped else "scaling.pipeline.ray.json")
     return RESULTS / ("scaling.pipeline.mapped.json" if args.mapped else "scaling.pipeline.json")
 
 
@@ -427,7 +436,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pipeline", action="store_true", help="whole pad_sdk.distill calls (base 7500, 1,2,4,8)")
     parser.add_argument("--mapped", action="store_true", help="with --pipeline: read a Parquet source over a zero "
-                        "memory budget, so the images are held in a file mapping (scaling.pipeline.mapped.json)")
+                        "memory budget, so the images are held in a file mapping (scaling.pipeline.mapped.json; with "
+                        "--runtime ray: each node's, scaling.pipeline.ray.mapped.json)")
     parser.add_argument("--runtime", choices=("local", "ray"), default="local", help="with --pipeline: the "
                         "runtime of the calls; ray also measures its worker processes (scaling.pipeline.ray.json)")
     parser.add_argument("--output", help="with --pipeline: the results file (a name under benchmarks/results/ or a "
@@ -447,8 +457,6 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(_pipeline_one(json.loads(args.pipeline_one))))
         return
     if args.pipeline:
-        if args.mapped and args.runtime == "ray":
-            parser.error("--mapped measures the local runtime's file mapping; it does not combine with --runtime ray")
         if "--base" not in (argv or sys.argv):
             args.base = 7500
         if "--factors" not in (argv or sys.argv):

@@ -61,6 +61,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "herding_init_hard": {"pix_init": "herding", "soft_labels": False},
     "init_herding": {"iterations": 0, "pix_init": "herding"},
     "herding_init_hard_lr_img100": {"pix_init": "herding", "soft_labels": False, "lr_img": 100.0},
+    "herding_init_hard_lr_img30": {"pix_init": "herding", "soft_labels": False, "lr_img": 30.0},
+    "herding_init_hard_lr_img10": {"pix_init": "herding", "soft_labels": False, "lr_img": 10.0},
 }
 EVAL_MODES = ("learned", "hard", "soft-0.01")
 

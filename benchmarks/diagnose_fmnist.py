@@ -63,6 +63,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "herding_init_hard_lr_img100": {"pix_init": "herding", "soft_labels": False, "lr_img": 100.0},
     "herding_init_hard_lr_img30": {"pix_init": "herding", "soft_labels": False, "lr_img": 30.0},
     "herding_init_hard_lr_img10": {"pix_init": "herding", "soft_labels": False, "lr_img": 10.0},
+    "herding_init_hard_lr_img10_fixed_lr": {"pix_init": "herding", "soft_labels": False, "lr_img": 10.0,
+                                            "learn_lr": False},
 }
 EVAL_MODES = ("learned", "hard", "soft-0.01")
 

@@ -338,11 +338,14 @@ def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_polic
     """One configuration per IPC: the preset, the method's and the policy's settings, then the overrides."""
     if config is not None:
         return [config if isinstance(config, PadConfig) else validate_config(dict(config))]
-    method_overrides = chosen.overrides() if trajectory and method != "pad" else {}
-    extra = merge_settings(merge_settings(method_overrides, _policy_overrides(run_policy)),
-                           {**(overrides or {}), "seed": seed})
     targets = ipcs or [resolve_ipc(None, run_policy, raw)]
-    return [preset_config(preset, target, extra) for target in targets]
+    configs = []
+    for target in targets:
+        method_overrides = chosen.overrides(preset, target) if trajectory and method != "pad" else {}
+        extra = merge_settings(merge_settings(method_overrides, _policy_overrides(run_policy)),
+                               {**(overrides or {}), "seed": seed})
+        configs.append(preset_config(preset, target, extra))
+    return configs
 
 
 def _check_feasible(raw: RawData, configs: list[PadConfig]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pad_sdk.core.distill import SyntheticSet
 from pad_sdk.methods.base import MethodContext
+from pad_sdk.presets import published_start
 from pad_sdk.probes import probe_settings
 
 
@@ -27,9 +28,12 @@ class TrajectoryMatching:
     fiem: bool = True
     mtt: bool = False
 
-    def overrides(self) -> dict[str, Any]:
-        """The settings this method changes on top of the preset (which is PAD's)."""
+    def overrides(self, preset: str | None = None, ipc: int | None = None) -> dict[str, Any]:
+        """The settings this method changes on top of the preset (which is PAD's) at ``ipc``. DATM and MTT
+        keep their published start where the preset chose PAD's own (``presets.published_start``)."""
         distill: dict[str, Any] = {} if self.fiem else {"selection_mode": "none"}
+        if not (self.fiex or self.fiem) and preset is not None and ipc is not None:
+            distill.update(published_start(preset, ipc))
         if self.mtt:
             # MTT's loop steps after every iteration: no loss threshold (parity test in tests/parity)
             distill.update(soft_labels=False, expansion_end=None, pix_init="real", threshold=1e30)
@@ -40,7 +44,7 @@ class TrajectoryMatching:
         return overrides
 
     def condense(self, context: MethodContext, ipc: int, seed: int) -> SyntheticSet:
-        config = context.config(ipc, self.overrides())
+        config = context.config(ipc, self.overrides(context.preset, ipc))
         stages = context.stages(config)
         experts = context.experts(config)
         config, _report = probe_settings(stages, experts, seed)  # the SDK's own choice, as pad_sdk.distill makes it

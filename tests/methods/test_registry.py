@@ -33,7 +33,7 @@ def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
 
 
 def _config(method: TrajectoryMatching, ipc: int = 10) -> dict[str, Any]:
-    return preset_config("cpu-small", ipc, method.overrides()).model_dump()
+    return preset_config("cpu-small", ipc, method.overrides("cpu-small", ipc)).model_dump()
 
 
 def test_every_method_is_registered_and_named() -> None:
@@ -72,6 +72,19 @@ def test_trajectory_presets_over_one_distiller() -> None:
                                 "distill.threshold"}
     assert (mtt["distill"]["soft_labels"], mtt["distill"]["expansion_end"], mtt["distill"]["pix_init"]) == (
         False, None, "real")
+
+
+def test_at_large_ipc_pad_starts_from_herding_and_datm_mtt_keep_their_published_start() -> None:
+    pad, datm, mtt = (_config(get_method(n), ipc=50)["distill"]  # type: ignore[arg-type]
+                      for n in ("pad", "datm", "mtt"))
+    start = ("pix_init", "soft_labels", "lr_img", "learn_lr")
+    assert tuple(pad[k] for k in start) == ("herding", False, 10.0, False)
+    assert tuple(datm[k] for k in start) == ("correct", True, 1000.0, True)  # DATM's CIFAR-10 IPC 50 settings
+    assert tuple(mtt[k] for k in start) == ("real", False, 1000.0, True)
+    # below IPC 50 the preset keeps the published start, so DATM and MTT change nothing there
+    small = _config(get_method("pad"), ipc=10)["distill"]
+    assert (small["pix_init"], small["soft_labels"], small["lr_img"]) == ("correct", True, 100.0)
+    assert _config(get_method("datm"), ipc=10)["distill"]["lr_img"] == 100.0
 
 
 @pytest.mark.parametrize("name", ["pad", "datm", "mtt"])

@@ -193,9 +193,10 @@ def recover_from_log(log: Path, ipc: int, command: str, at_commit: str) -> dict[
 
 
 def merge(parts: list[Path], out: Path, logs: list[str]) -> None:
-    """One record from several runs' files (and logs, ``path::ipc::commit::command``): each variant keeps
-    the command and commit it was measured at."""
-    record: dict[str, Any] = {"parts": [], "variants": {}}
+    """One record from several runs' files (and logs, ``path::ipc::commit::command``), added to ``out`` when it
+    exists (a variant measured again replaces the earlier one): each variant keeps the command and commit it
+    was measured at."""
+    record: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"parts": [], "variants": {}}
     recovered = []
     for spec in logs:
         path, ipc, at_commit, command = spec.split("::", 3)
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experts-cache", type=Path, help="a file to keep the experts in between processes")
     parser.add_argument("--extra-validation", type=int, default=5000)
     parser.add_argument("--merge", type=Path, nargs="+",
-                        help="no run: merge the variants of these files (runs in parallel processes) into --out")
+                        help="no run: merge the variants of these files (runs in parallel processes) into --out "
+                        "(added to it when it exists)")
     parser.add_argument("--recover-log", nargs="+", help="with --merge: add the accuracies printed in these logs "
                         "(path::ipc::commit::command) of runs cut short")
     args = parser.parse_args(argv)

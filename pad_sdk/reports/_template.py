@@ -96,7 +96,9 @@ experts were trained once and shared by every IPC.</figcaption></figure>
 {% for p in pr.probes %}<tr><td>{{ p.name }}{% if p.name == pr.chosen %} <b>(chosen)</b>{% endif %}</td>
  <td><code>{{ p.changes | tojson }}</code></td><td class="n">{{ p.validation_accuracy | pct }}</td>
  <td class="n">{{ p.seconds | secs }}</td></tr>{% endfor %}</table>
-<p class="small muted">Each probe ran {{ pr.iterations }} distillation iterations; together {{ pr.seconds | secs }}.</p>{% endif %}
+<p class="small muted">Each probe ran {{ pr.iterations }} distillation iterations; together {{ pr.seconds | secs }}.
+A candidate replaces {{ pr.probes[0].name }} only when it scores more than {{ (pr.margin or 0) | pct }} higher (one
+standard error of an accuracy on the validation split).</p>{% endif %}
 {% if sc %}<table><tr><th>set of {{ e.images }} images</th><th>validation accuracy</th></tr>
 <tr><td>condensed</td><td class="n">{{ sc.condensed | pct }}</td></tr>
 {% for name, value in sc.subsets.items() %}<tr><td>real subset: {{ name }}</td><td class="n">{{ value | pct }}</td></tr>{% endfor %}

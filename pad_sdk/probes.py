@@ -76,8 +76,9 @@ class ProbeReport:
 def noise_margin(accuracy: float, images: int) -> float:
     """One binomial standard error of an accuracy measured on ``images`` validation images: a candidate must beat
     the first (the preset) by more than this to replace it. On 300 images at 84 % it is 2.1 points; without it,
-    a random real start beat the herding start on Fashion-MNIST IPC 50 by one image of 300 (84.7 % against
-    84.3 %) and lost by 1.0 point on 5,000 other training images (results/fmnist_ipc50_diagnosis.cpu-seed0.json)."""
+    the random real start won the Fashion-MNIST IPC-50 probes against the herding start by one image of 300
+    (84.7 % against 84.3 %), while on 5,000 other training images it is 1.0 point below it
+    (results/fmnist_ipc50_diagnosis.cpu-seed0.json)."""
     return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / max(images, 1))
 
 

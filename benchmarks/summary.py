@@ -522,7 +522,8 @@ def diagnosis_section() -> list[str]:
     out += ["", "Commands and machines per part are in `results/fmnist_ipc50_diagnosis.cpu-seed0.json` (the "
             "parts before 2026-12-02 ran at load 7-13). The correctly-classified start with the short experts' soft "
             "labels is already below real subsets before any iteration; from a herding start every image step "
-            "loses a little of its lead (more at lr_img 1000 than at 30, more at 30 than at 10), and the learned step size (0.01 -> 0.035) costs "
+            "loses a little of its lead (more at lr_img 1000 than at 30, more at 30 than at 10), and the learned "
+            "step size (0.01 -> 0.035) costs "
             "about another point. The `cpu-small` preset at IPC >= 50 therefore starts from herding with hard "
             "labels, lr_img 10 and a fixed step 0.01 (DATM and MTT keep their published start). Chosen on the "
             "extra validation images (training data); the holdout is reported, never used to choose.", ""]

@@ -78,12 +78,17 @@ def test_the_driver_keeps_labels_and_shapes_and_tasks_give_the_local_numbers(
     assert stages.timings["scoring"] > 0 and stages.timings["evaluation"] > 0
 
 
+def _tiny_run(options: dict[str, Any], experts: int) -> dict[str, Any]:
+    """``pad_sdk.distill`` keywords for a seconds-long run on the S3 digits (the same for Ray and in process)."""
+    return dict(ipc=1, preset="tiny", storage_options=options, seed=0,
+                overrides={"experts": {"num_experts": experts}, "distill": {"iterations": 3},
+                           "evaluation": {"seeds": 1, "epochs": 5}})
+
+
 def test_distill_from_s3_with_ray_gives_the_in_process_result(
         two_nodes: Any, digits_on_s3: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
     uri, options = digits_on_s3
-    settings = dict(ipc=1, preset="tiny", storage_options=options, seed=0,
-                    overrides={"experts": {"num_experts": 1}, "distill": {"iterations": 3},
-                               "evaluation": {"seeds": 1, "epochs": 5}})
+    settings = _tiny_run(options, experts=1)
     runtime = RayRuntime(num_workers=1, storage=str(tmp_path / "runs"), torch_threads=1)
     on_ray = pad_sdk.distill(uri, runtime=runtime, **settings)
     with single_threaded():
@@ -128,9 +133,7 @@ def test_an_export_reads_in_ray_data_as_it_is(ray_cluster: Any, tmp_path: Any) -
 def test_a_source_over_the_budget_is_mapped_on_each_node_with_the_in_memory_result(
         two_nodes: Any, digits_on_s3: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
     uri, options = digits_on_s3
-    settings = dict(ipc=1, preset="tiny", storage_options=options, seed=0,
-                    overrides={"experts": {"num_experts": 2}, "distill": {"iterations": 3},
-                               "evaluation": {"seeds": 1, "epochs": 5}})
+    settings = _tiny_run(options, experts=2)
     folder = tmp_path / "node-data"
     runtime = RayRuntime(num_workers=1, storage=str(tmp_path / "runs"), torch_threads=1, data_memory_gib=0,
                          data_dir=str(folder))

@@ -339,12 +339,12 @@ def _configs(raw: RawData, chosen: Any, method: str, trajectory: bool, run_polic
     if config is not None:
         return [config if isinstance(config, PadConfig) else validate_config(dict(config))]
     targets = ipcs or [resolve_ipc(None, run_policy, raw)]
+    policy_settings, user = _policy_overrides(run_policy), {**(overrides or {}), "seed": seed}
     configs = []
-    for target in targets:
+    for target in targets:  # the method's settings may depend on the IPC (presets.published_start)
         method_overrides = chosen.overrides(preset, target) if trajectory and method != "pad" else {}
-        extra = merge_settings(merge_settings(method_overrides, _policy_overrides(run_policy)),
-                               {**(overrides or {}), "seed": seed})
-        configs.append(preset_config(preset, target, extra))
+        configs.append(preset_config(preset, target, merge_settings(merge_settings(method_overrides, policy_settings),
+                                                                    user)))
     return configs
 
 

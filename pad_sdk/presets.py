@@ -75,13 +75,12 @@ def _scaled_windows(ipc: int, expert_epochs_total: int, iterations: int) -> dict
 
 
 # cpu-small's start at IPC >= 50. Few short CPU experts at large IPC: the matching signal is weaker than a good
-# real start. Measured on Fashion-MNIST IPC 50 (cpu profile, seed 0, one network; validation = 5,000
-# training images outside the subset; results/fmnist_ipc50_diagnosis.cpu-seed0.json): the herding start with hard labels at
-# step 0.01 scores 84.4 %, the same images with the experts' soft labels 79.8 %. From that start, 100
-# iterations at lr_img 1000 / 30 / 10 give 80.2 / 82.6 / 83.3 % evaluated with the learned step size
-# (0.035 after 100 iterations), 83.5 / 84.1 % (30 / 10) at step 0.01. So: the herding start, hard
-# labels, small image steps and the fixed step size 0.01. Chosen on training data only; measured at
-# IPC 50, not at 500 or 1000.
+# real start. Measured on Fashion-MNIST IPC 50 (cpu profile, seed 0, one network; validation = 5,000 training
+# images outside the subset; results/fmnist_ipc50_diagnosis.cpu-seed0.json): the herding start with hard labels
+# at step 0.01 scores 84.4 %, the same images with the experts' soft labels 79.8 %. From that start, 100
+# iterations at lr_img 1000 / 30 / 10 give 80.2 / 82.6 / 83.3 % evaluated with the learned step size (0.035
+# after 100 iterations), 83.5 / 84.1 % (30 / 10) at step 0.01. So: the herding start, hard labels, small image
+# steps and the fixed step size 0.01. Chosen on training data only; measured at IPC 50, not at 500 or 1000.
 _CPU_LARGE_IPC_START: dict[str, Any] = dict(pix_init="herding", soft_labels=False, lr_img=10.0, learn_lr=False)
 
 

@@ -228,14 +228,14 @@ class AutoSettings(_Frozen):
     """Settings chosen by measurement on a validation split carved from the training data (never the holdout).
 
     ``validation_fraction`` of every class is set aside (stratified, seeded; 0 turns everything here off).
-    ``probes``: each candidate in ``candidates`` distils for ``fraction`` of ``distill.iterations`` and is scored
-    by one network trained on it and tested on the validation split; the best continues as the run's
-    settings. ``subset_check``: the final set is compared on the validation split with real subsets of the same
-    size chosen by each of ``subsets``. Candidates: ``preset`` (as configured), ``datm`` (no parameter
-    selection), ``error_selection`` (the official code's error-based selection), ``hard_labels``,
-    ``real_init`` (random real initial images), ``mtt_settings`` (MTT's distillation on the same experts;
-    not a default: on digits IPC 10 it moved the mean by +0.3 +- 0.4 points, within noise),
-    ``lr_img_half`` / ``lr_img_double``.
+    ``probes``: each distinct candidate in ``candidates`` (one that sets what an earlier one set is not run
+    again) distils for ``fraction`` of ``distill.iterations`` and is scored by one network trained on it and
+    tested on the validation split; the best continues as the run's settings. ``subset_check``: the final set
+    is compared on the validation split with real subsets of the same size chosen by each of ``subsets``.
+    Candidates: ``preset`` (as configured), ``datm`` (no parameter selection), ``error_selection`` (the
+    official code's error-based selection), ``hard_labels``, ``real_init`` (random real initial images),
+    ``mtt_settings`` (MTT's distillation on the same experts; not a default: on digits IPC 10 it moved the mean
+    by +0.3 +- 0.4 points, within noise), ``lr_img_half`` / ``lr_img_double``.
     """
 
     validation_fraction: float = Field(0.0, ge=0, lt=0.5)

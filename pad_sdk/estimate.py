@@ -36,6 +36,7 @@ from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
 from pad_sdk.data import PreparedData
 from pad_sdk.pipeline import Stages, spills_trajectories
+from pad_sdk.probes import distinct_candidates
 from pad_sdk.reports.cost import Prices
 from pad_sdk.runtime import StartUpCosts
 
@@ -429,11 +430,12 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
     eval_net = _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, 0)
     eval_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment), cal.forward_key]
     distill_keys = [cal.distill_key(cfg)] if trajectory else []
-    if trajectory and auto.probes and validation and len(auto.candidates) >= 2 and cfg.distill.iterations > 0:
+    probed = len(distinct_candidates(auto.candidates, cfg.distill)[0])
+    if trajectory and auto.probes and validation and probed >= 2 and cfg.distill.iterations > 0:
         probe_iterations = max(1, round(auto.fraction * cfg.distill.iterations))
         per = probe_iterations * iter_seconds + eval_net + validation_n * cal.forward_image(cfg)
-        out.append(StageEstimate(stage="probes", seconds=len(auto.candidates) * per,
-                                 work=f"{len(auto.candidates)} candidates x {probe_iterations} iterations + 1 network",
+        out.append(StageEstimate(stage="probes", seconds=probed * per,
+                                 work=f"{probed} candidates x {probe_iterations} iterations + 1 network",
                                  extra_host_bytes=_rise(cal, distill_keys + eval_keys)))
     if trajectory:
         d = cfg.distill

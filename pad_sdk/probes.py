@@ -4,7 +4,8 @@ Both use only the training data: the validation split is carved from it (:func:`
 and the holdout that the reports show is never looked at, so a reported accuracy is never the one a choice was
 made on.
 
-- :func:`probe_settings`: every candidate (``auto.candidates``) distils for a fraction of the iterations from
+- :func:`probe_settings`: every distinct candidate (``auto.candidates``; one that sets what an earlier one set is
+  not run again) distils for a fraction of the iterations from
   the same experts; one network trained on each probe's set is tested on the validation split; the best
   candidate's settings run the whole distillation when it beats the first (``preset``) by more than the
   validation split's noise (:func:`noise_margin`), else the first's do.
@@ -17,12 +18,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
 import torch
 
+from pad_sdk.config import DistillSettings as DistillConfig
 from pad_sdk.config import PadConfig
 from pad_sdk.core.coresets import embed, per_class
 from pad_sdk.core.distill import DistillSettings, ExpertSource, SyntheticSet, hard_label_set
@@ -66,11 +68,14 @@ class ProbeReport:
     seconds: float
     margin: float = 0.0  # what another candidate had to gain over the first (noise_margin)
     validation_images: int = 0
+    # candidates not run because they set what an earlier one set (at IPC 50 cpu-small's preset already
+    # uses hard labels): candidate -> the earlier candidate
+    same_as: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen, "iterations": self.iterations, "seconds": self.seconds,
                 "margin": self.margin, "validation_images": self.validation_images,
-                "probes": [asdict(p) for p in self.probes]}
+                "probes": [asdict(p) for p in self.probes], "same_as": dict(self.same_as)}
 
 
 def noise_margin(accuracy: float, images: int) -> float:
@@ -114,6 +119,25 @@ def with_distill(config: PadConfig, changes: dict[str, Any]) -> PadConfig:
     return config.model_copy(update={"distill": config.distill.model_copy(update=changes)})
 
 
+def distinct_candidates(names: tuple[str, ...], distill: DistillConfig) -> tuple[dict[str, dict[str, Any]],
+                                                                                dict[str, str]]:
+    """The candidates worth a probe, in order, with their changes, and the others: a candidate whose settings
+    equal an earlier one's (``hard_labels`` where the preset already has hard labels) would repeat that probe
+    exactly (same seed, same experts), so it maps to the earlier one instead of costing a probe."""
+    run: dict[str, dict[str, Any]] = {}
+    same_as: dict[str, str] = {}
+    settings: dict[str, DistillConfig] = {}
+    for name in names:
+        changes = CANDIDATES[name](distill)
+        resolved = distill.model_copy(update=changes)
+        earlier = next((other for other, value in settings.items() if value == resolved), None)
+        if earlier is not None:
+            same_as[name] = earlier
+            continue
+        run[name], settings[name] = changes, resolved
+    return run, same_as
+
+
 def _validation_accuracy(stages: Stages, synthetic: SyntheticSet, seed: int) -> float:
     """One network (the evaluation recipe) trained on ``synthetic`` and tested on the validation split."""
     settings, fixed = stages.config.evaluation, synthetic.detached()
@@ -132,10 +156,12 @@ def probe_settings(stages: Stages, experts: ExpertSource, seed_offset: int = 0
     started = time.perf_counter()
     iterations = max(1, round(auto.fraction * config.distill.iterations))
     seed = derive_seed(config.seed, 81, config.ipc, seed_offset)
+    candidates, same_as = distinct_candidates(auto.candidates, config.distill)
+    if len(candidates) < 2:
+        return config, None
     probes: list[Probe] = []
-    for index, name in enumerate(auto.candidates):
+    for index, (name, changes) in enumerate(candidates.items()):
         began = time.perf_counter()
-        changes = CANDIDATES[name](config.distill)
         trial = Stages(with_distill(config, {**changes, "iterations": iterations}), stages.data,
                        device=stages.device)
         distiller = trial.make_distiller(experts, config.ipc, seed_offset)
@@ -143,13 +169,14 @@ def probe_settings(stages: Stages, experts: ExpertSource, seed_offset: int = 0
             distiller.run(iterations)
         accuracy = _validation_accuracy(trial, distiller.synthetic, seed)
         probes.append(Probe(name, changes, accuracy, time.perf_counter() - began))
-        stages.on_event("probes", index + 1, len(auto.candidates), candidate=name, accuracy=accuracy)
+        stages.on_event("probes", index + 1, len(candidates), candidate=name, accuracy=accuracy)
     images = len(stages.data.validation)
     best, margin = choose(probes, images)
-    report = ProbeReport(tuple(probes), best.name, iterations, time.perf_counter() - started, margin, images)
+    report = ProbeReport(tuple(probes), best.name, iterations, time.perf_counter() - started, margin, images,
+                         same_as)
     stages.timings["probes"] = stages.timings.get("probes", 0.0) + report.seconds
     log.info("probes.done", chosen=best.name, accuracies={p.name: round(p.validation_accuracy, 4) for p in probes},
-             margin=round(margin, 4), seconds=round(report.seconds, 1))
+             margin=round(margin, 4), same_as=same_as, seconds=round(report.seconds, 1))
     return with_distill(config, best.changes), report
 
 

@@ -141,3 +141,38 @@ def test_a_candidate_replaces_the_preset_only_beyond_the_validation_noise() -> N
     assert choose([preset, Probe("datm", {}, 0.85, 1.0), clear], 300)[0] is clear
     # on a large validation split the same small gain counts
     assert choose([preset, Probe("real_init", {"pix_init": "real"}, 0.8467, 1.0)], 200_000)[0].name == "real_init"
+
+
+def test_a_candidate_that_repeats_an_earlier_one_is_not_probed_again() -> None:
+    """cpu-small at IPC 50 already starts with hard labels: the hard_labels probe would repeat the preset's."""
+    from pad_sdk.probes import distinct_candidates
+
+    large = pad_sdk.preset_config("cpu-small", 50)
+    assert large.distill.soft_labels is False
+    run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "real_init"), large.distill)
+    assert list(run) == ["preset", "datm", "real_init"] and same_as == {"hard_labels": "preset"}
+    small = pad_sdk.preset_config("cpu-small", 10)
+    run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "lr_img_half"), small.distill)
+    assert list(run) == ["preset", "datm", "hard_labels", "lr_img_half"] and same_as == {}
+
+
+def test_the_report_shows_the_probes_the_choice_and_the_subsets(digits: Any, auto_run: pad_sdk.DistillResult
+                                                                ) -> None:
+    from pad_sdk.reports import build_report, render_html
+
+    html = render_html(build_report([auto_run]))
+    probes = auto_run.decisions["probes"]
+    assert "Settings chosen on the validation split" in html
+    for probe in probes["probes"]:
+        assert f"<td>{probe['name']}" in html
+    assert f"<td>{probes['chosen']} <b>(chosen)</b></td>" in html
+    for name in auto_run.decisions["subset_check"]["subsets"]:
+        assert f"real subset: {name}" in html
+    # a candidate that repeats the preset is named, not probed
+    images, labels, names = digits
+    overrides = {**AUTO, "auto": {**AUTO["auto"], "candidates": ["preset", "hard_labels", "datm"]},
+                 "distill": {"soft_labels": False}}
+    hard = pad_sdk.distill(images, labels, ipc=1, preset="tiny", class_names=names, overrides=overrides)
+    assert [p["name"] for p in hard.decisions["probes"]["probes"]] == ["preset", "datm"]
+    assert hard.decisions["probes"]["same_as"] == {"hard_labels": "preset"}
+    assert "hard_labels was not probed: it sets what preset sets." in render_html(build_report([hard]))

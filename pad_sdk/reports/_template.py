@@ -98,7 +98,8 @@ experts were trained once and shared by every IPC.</figcaption></figure>
  <td class="n">{{ p.seconds | secs }}</td></tr>{% endfor %}</table>
 <p class="small muted">Each probe ran {{ pr.iterations }} distillation iterations; together {{ pr.seconds | secs }}.
 A candidate replaces {{ pr.probes[0].name }} only when it scores more than {{ (pr.margin or 0) | pct }} higher (one
-standard error of an accuracy on the validation split).</p>{% endif %}
+standard error of an accuracy on the validation split).{% for name, other in (pr.same_as or {}).items() %}
+{{ name }} was not probed: it sets what {{ other }} sets.{% endfor %}</p>{% endif %}
 {% if sc %}<table><tr><th>set of {{ e.images }} images</th><th>validation accuracy</th></tr>
 <tr><td>condensed</td><td class="n">{{ sc.condensed | pct }}</td></tr>
 {% for name, value in sc.subsets.items() %}<tr><td>real subset: {{ name }}</td><td class="n">{{ value | pct }}</td></tr>{% endfor %}

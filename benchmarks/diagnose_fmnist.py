@@ -38,6 +38,7 @@ from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.core.training import LabelledImages, measure_accuracy, predict_logits, train_network
 from pad_sdk.data import RawData, load_source, prepare
 from pad_sdk.methods import MethodContext
+from pad_sdk.methods.baselines import RealSubset
 from pad_sdk.pipeline import Stages, experts_key
 
 # distillation settings each variant changes (on top of the cpu profile at the IPC); "iterations": 0 is the
@@ -65,7 +66,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "herding_init_hard_lr_img10": {"pix_init": "herding", "soft_labels": False, "lr_img": 10.0},
     "herding_init_hard_lr_img10_fixed_lr": {"pix_init": "herding", "soft_labels": False, "lr_img": 10.0,
                                             "learn_lr": False},
+    # MTT's start on PAD's experts: hard labels, random real images, a fixed window, no threshold; with PAD's
+    # parameter selection (mtt_start) and without it (mtt_settings, the probe candidate of that name)
+    "mtt_start": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30},
+    "mtt_settings": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30,
+                     "selection_mode": "none"},
+    # the same starts on plain experts (no data scheduler, as MTT and DATM train theirs): "experts" is not a
+    # distillation setting, distil_variant reads it
+    "hard_labels_plain": {"soft_labels": False, "experts": "plain"},
+    "preset_plain": {"experts": "plain"},
 }
+# real subsets of the baselines (no distillation), judged like the variants
+SUBSETS = {"subset_herding": "herding", "subset_random": "random"}
 EVAL_MODES = ("learned", "hard", "soft-0.01")
 
 
@@ -106,9 +118,10 @@ def cached_experts(context: MethodContext, ipc: int, cache: Path | None) -> list
     return experts
 
 
-def evaluate(stages: Stages, synthetic: SyntheticSet, mode: str, tests: dict[str, LabelledImages]
-             ) -> dict[str, float]:
-    """One network, the benchmark's seed-0 evaluation network, trained as ``mode`` says; accuracy per test set."""
+def evaluate(stages: Stages, synthetic: SyntheticSet, mode: str, tests: dict[str, LabelledImages],
+             networks: int = 1, run: int = 0) -> dict[str, float]:
+    """The benchmark's evaluation networks of seed ``run`` (its first ``networks``), trained as ``mode`` says;
+    mean accuracy per test set."""
     config = stages.config
     if mode == "learned":
         targets, lr = synthetic.label_logits, float(synthetic.lr)
@@ -116,13 +129,17 @@ def evaluate(stages: Stages, synthetic: SyntheticSet, mode: str, tests: dict[str
         targets, lr = synthetic.classes, config.evaluation.random_lr
     else:
         targets, lr = synthetic.label_logits, 0.01
-    seed = derive_seed(0, 41, 0)  # compare.measure's evaluation seed for run 0
-    net_seed = derive_seed(seed, 7, 0)  # evaluate.train_and_test's network 0
-    network = seeded(net_seed, stages.network_factory())
-    train_network(network, synthetic.images.detach(), targets.detach(), config.evaluation.recipe(lr),
-                  generator=make_generator(net_seed), augment=stages.augment)
-    return {name: measure_accuracy(predict_logits(network, test.images), test.labels, test.num_classes).accuracy
-            for name, test in tests.items()}
+    seed = derive_seed(0, 41, run)  # compare.measure's evaluation seed for run ``run``
+    scores: dict[str, list[float]] = {name: [] for name in tests}
+    for index in range(networks):
+        net_seed = derive_seed(seed, 7, index)  # evaluate.train_and_test's network ``index``
+        network = seeded(net_seed, stages.network_factory())
+        train_network(network, synthetic.images.detach(), targets.detach(), config.evaluation.recipe(lr),
+                      generator=make_generator(net_seed), augment=stages.augment)
+        for name, test in tests.items():
+            logits = predict_logits(network, test.images)
+            scores[name].append(measure_accuracy(logits, test.labels, test.num_classes).accuracy)
+    return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
 def kept_layers(stages: Stages) -> dict[str, Any]:
@@ -137,44 +154,76 @@ def kept_layers(stages: Stages) -> dict[str, Any]:
     return {"total": spec.numel, "cut": cut, "kept_share": kept}
 
 
-def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path | None, extra: int) -> None:
+def subset_entry(context: MethodContext, ipc: int, selector: str, run: int
+                 ) -> tuple[Stages, SyntheticSet, dict[str, Any]]:
+    """A baseline's real subset (``RealSubset`` of seed ``run``) as a set to evaluate, with its description."""
+    config = context.config(ipc, {"auto": {"probes": False}})
+    synthetic = RealSubset(selector, selector).condense(context, ipc, run)
+    return context.stages(config), synthetic, {"changes": {"subset": selector}, "iterations": 0}
+
+
+def distil_variant(context: MethodContext, experts: list[torch.Tensor], ipc: int, changes: dict[str, Any],
+                   run: int) -> tuple[Stages, SyntheticSet, dict[str, Any]]:
+    """The profile's PAD with ``changes``, distilled with seed ``run`` (the benchmark's run ``run``); with
+    ``"experts": "plain"`` from experts trained without the data scheduler."""
+    requested, changes = changes, dict(changes)
+    if changes.pop("experts", None) == "plain":
+        experts = [context.experts(context.config(ipc, {"experts": {"fiex": "off"}}))[i]
+                   for i in range(len(experts))]
+    config = context.config(ipc, {"auto": {"probes": False}, "distill": changes})
+    stages = context.stages(config)
+    started = time.perf_counter()
+    distiller = stages.make_distiller(experts, ipc, seed_offset=run)
+    initial = distiller.synthetic.detached()
+    distiller.run(config.distill.iterations)
+    seconds = time.perf_counter() - started
+    synthetic = distiller.synthetic.detached()
+    return stages, synthetic, {
+        "changes": requested, "distill_seconds": round(seconds, 1), "iterations": config.distill.iterations,
+        "stepped": sum(r.stepped for r in distiller.history), "learned_lr": float(synthetic.lr),
+        "mean_loss": float(np.mean([r.loss for r in distiller.history])) if distiller.history else None,
+        "hard_labels": bool((synthetic.label_logits.max(1).values == HARD_LABEL_LOGIT).all()),
+        "label_agreement": float((synthetic.label_logits.argmax(1) == synthetic.classes).float().mean()),
+        # how far distillation moved the images and labels (RMS change / RMS of the initial values)
+        "image_change": float((synthetic.images - initial.images).pow(2).mean().sqrt()
+                              / initial.images.pow(2).mean().sqrt()),
+        "label_change": float((synthetic.label_logits - initial.label_logits).pow(2).mean().sqrt()
+                              / initial.label_logits.pow(2).mean().sqrt()),
+        "selection": kept_layers(stages)}
+
+
+def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path | None, extra: int,
+        networks: int = 1, runs: int = 1) -> None:
+    """Every variant for seeds 0 .. ``runs - 1`` (distillation and evaluation seeds of the benchmark's runs);
+    ``accuracy`` is the mean over the runs, ``per_run`` each run's figures."""
     torch.set_num_threads(1)
     context, extra_set = build(ipc, extra)
     experts = cached_experts(context, ipc, cache)
     tests = {"validation": context.data.validation, "validation_extra": extra_set, "holdout": context.data.test}
     record: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    record.update(stamp(at_commit=commit(), profile="cpu", ipc=ipc, seed=0, eval_networks=1,
+    record.update(stamp(at_commit=commit(), profile="cpu", ipc=ipc, seed=0, eval_networks=networks, runs=runs,
                         data={"train": len(context.data.train), "validation": len(context.data.validation),
                               "validation_extra": len(extra_set), "holdout": len(context.data.test)}))
     record.setdefault("variants", {})
     for name in variants:
-        changes = dict(VARIANTS[name])
-        config = context.config(ipc, {"auto": {"probes": False}, "distill": changes})
-        stages = context.stages(config)
-        started = time.perf_counter()
-        distiller = stages.make_distiller(experts, ipc, seed_offset=0)
-        initial = distiller.synthetic.detached()
-        distiller.run(config.distill.iterations)
-        seconds = time.perf_counter() - started
-        synthetic = distiller.synthetic.detached()
-        stepped = sum(r.stepped for r in distiller.history)
-        entry: dict[str, Any] = {
-            "changes": changes, "distill_seconds": round(seconds, 1), "iterations": config.distill.iterations,
-            "stepped": stepped, "learned_lr": float(synthetic.lr),
-            "mean_loss": float(np.mean([r.loss for r in distiller.history])) if distiller.history else None,
-            "hard_labels": bool((synthetic.label_logits.max(1).values == HARD_LABEL_LOGIT).all()),
-            "label_agreement": float((synthetic.label_logits.argmax(1) == synthetic.classes).float().mean()),
-            # how far distillation moved the images and labels (RMS change / RMS of the initial values)
-            "image_change": float((synthetic.images - initial.images).pow(2).mean().sqrt()
-                                  / initial.images.pow(2).mean().sqrt()),
-            "label_change": float((synthetic.label_logits - initial.label_logits).pow(2).mean().sqrt()
-                                  / initial.label_logits.pow(2).mean().sqrt()),
-            "selection": kept_layers(stages), "accuracy": {}}
-        for mode in modes:  # written after every network, so a run cut short keeps what it measured
-            entry["accuracy"][mode] = evaluate(stages, synthetic, mode, tests)
-            print(name, mode, json.dumps(entry["accuracy"][mode]), flush=True)
-            record["variants"][name] = entry
-            out.write_text(json.dumps(record, indent=2) + "\n")
+        per_run: list[dict[str, dict[str, float]]] = []
+        for seed in range(runs):
+            if name in SUBSETS:
+                stages, synthetic, entry = subset_entry(context, ipc, SUBSETS[name], seed)
+            else:
+                stages, synthetic, entry = distil_variant(context, experts, ipc, dict(VARIANTS[name]), seed)
+            per_run.append({})
+            for mode in modes:  # written after every evaluation, so a run cut short keeps what it measured
+                per_run[-1][mode] = evaluate(stages, synthetic, mode, tests, networks, seed)
+                label = name if runs == 1 else f"{name}@{seed}"  # LOG_LINE reads "name mode {...}"
+                print(label, mode, json.dumps(per_run[-1][mode]), flush=True)
+                done = [r for r in per_run if mode in r]
+                entry.setdefault("accuracy", {})[mode] = {
+                    test: float(np.mean([r[mode][test] for r in done])) for test in tests}
+                if runs > 1:
+                    entry["per_run"] = per_run
+                record["variants"][name] = entry
+                out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 LOG_LINE = re.compile(r"^(\S+) (learned|hard|soft-0\.01) (\{.*\})$", re.MULTILINE)
@@ -214,11 +263,14 @@ def merge(parts: list[Path], out: Path, logs: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipc", type=int, default=50)
-    parser.add_argument("--variants", default="init,preset", help=f"comma-separated from {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="init,preset",
+                        help=f"comma-separated from {', '.join([*VARIANTS, *SUBSETS])}")
     parser.add_argument("--modes", default=",".join(EVAL_MODES))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--experts-cache", type=Path, help="a file to keep the experts in between processes")
     parser.add_argument("--extra-validation", type=int, default=5000)
+    parser.add_argument("--eval-networks", type=int, default=1, help="networks per evaluation (their mean)")
+    parser.add_argument("--runs", type=int, default=1, help="seeds 0 .. runs-1 of the benchmark (their mean)")
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="no run: merge the variants of these files (runs in parallel processes) into --out "
                         "(added to it when it exists)")
@@ -229,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         merge(args.merge or [], args.out, args.recover_log or [])
         return
     run(args.ipc, args.variants.split(","), args.modes.split(","), args.out, args.experts_cache,
-        args.extra_validation)
+        args.extra_validation, args.eval_networks, args.runs)
 
 
 if __name__ == "__main__":

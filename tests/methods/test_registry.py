@@ -74,17 +74,21 @@ def test_trajectory_presets_over_one_distiller() -> None:
         False, None, "real")
 
 
-def test_at_large_ipc_pad_starts_from_herding_and_datm_mtt_keep_their_published_start() -> None:
+def test_where_cpu_small_changes_the_start_datm_and_mtt_keep_their_published_one() -> None:
     pad, datm, mtt = (_config(get_method(n), ipc=50)["distill"]  # type: ignore[arg-type]
                       for n in ("pad", "datm", "mtt"))
     start = ("pix_init", "soft_labels", "lr_img", "learn_lr")
     assert tuple(pad[k] for k in start) == ("herding", False, 10.0, False)
     assert tuple(datm[k] for k in start) == ("correct", True, 1000.0, True)  # DATM's CIFAR-10 IPC 50 settings
     assert tuple(mtt[k] for k in start) == ("real", False, 1000.0, True)
-    # below IPC 50 the preset keeps the published start, so DATM and MTT change nothing there
+    # at IPC 10 the preset keeps the published start, so DATM and MTT change nothing there
     small = _config(get_method("pad"), ipc=10)["distill"]
     assert (small["pix_init"], small["soft_labels"], small["lr_img"]) == ("correct", True, 100.0)
     assert _config(get_method("datm"), ipc=10)["distill"]["lr_img"] == 100.0
+    # at IPC 1 cpu-small changes only the labels: DATM keeps the experts' soft labels, MTT its hard ones
+    one = {n: _config(get_method(n), ipc=1)["distill"] for n in ("pad", "datm", "mtt")}  # type: ignore[arg-type]
+    assert (one["pad"]["soft_labels"], one["datm"]["soft_labels"], one["mtt"]["soft_labels"]) == (False, True, False)
+    assert one["pad"]["pix_init"] == one["datm"]["pix_init"] == "correct" and one["pad"]["learn_lr"]
 
 
 @pytest.mark.parametrize("name", ["pad", "datm", "mtt"])

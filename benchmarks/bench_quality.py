@@ -51,10 +51,10 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 # parts in the order they run (cheapest figures first, so a time-boxed run has the headline rows)
 PARTS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "ipc10": (10, ("random", "herding", "pad")),
-    "ipc1": (1, ("random", "herding", "pad")),
+    "ipc10": (10, ("random", "herding", "kcenter", "pad")),
+    "ipc1": (1, ("random", "herding", "kcenter", "pad")),
     "ablation": (10, ("pad:fiex=off", "pad:fiem=off", "datm")),
-    "ipc50": (50, ("random", "herding", "pad")),
+    "ipc50": (50, ("random", "herding", "kcenter", "pad")),
     "methods10": (10, ("mtt", "dc", "dsa", "dm")),
     "methods1": (1, ("datm", "mtt", "dc", "dsa", "dm")),
     "methods50": (50, ("datm", "mtt", "dc", "dsa", "dm")),

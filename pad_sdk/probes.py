@@ -29,6 +29,7 @@ from pad_sdk.config import PadConfig
 from pad_sdk.core.coresets import embed, per_class
 from pad_sdk.core.distill import DistillSettings, ExpertSource, SyntheticSet, hard_label_set
 from pad_sdk.core.evaluate import random_subset
+from pad_sdk.core.matching import ParameterSelection
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.pipeline import EvalJob, Stages
@@ -119,17 +120,26 @@ def with_distill(config: PadConfig, changes: dict[str, Any]) -> PadConfig:
     return config.model_copy(update={"distill": config.distill.model_copy(update=changes)})
 
 
+def _effective(distill: DistillConfig) -> DistillConfig:
+    """``distill`` with the parameter selection written one way when it compares every coordinate (with ratio
+    0, ``depth``, ``error`` and ``none`` match the same parameters)."""
+    if ParameterSelection(distill.selection_mode, distill.selection_ratio).compares_everything:
+        return distill.model_copy(update={"selection_mode": "none", "selection_ratio": 0.0})
+    return distill
+
+
 def distinct_candidates(names: tuple[str, ...], distill: DistillConfig) -> tuple[dict[str, dict[str, Any]],
                                                                                 dict[str, str]]:
     """The candidates worth a probe, in order, with their changes, and the others: a candidate whose settings
-    equal an earlier one's (``hard_labels`` where the preset already has hard labels) would repeat that probe
-    exactly (same seed, same experts), so it maps to the earlier one instead of costing a probe."""
+    equal an earlier one's (``hard_labels`` where the preset already has hard labels; ``datm`` and
+    ``error_selection`` where the preset's selection ratio is 0, as at IPC 1) would repeat that probe exactly
+    (same seed, same experts), so it maps to the earlier one instead of costing a probe."""
     run: dict[str, dict[str, Any]] = {}
     same_as: dict[str, str] = {}
     settings: dict[str, DistillConfig] = {}
     for name in names:
         changes = CANDIDATES[name](distill)
-        resolved = distill.model_copy(update=changes)
+        resolved = _effective(distill.model_copy(update=changes))
         earlier = next((other for other, value in settings.items() if value == resolved), None)
         if earlier is not None:
             same_as[name] = earlier

@@ -144,13 +144,19 @@ def test_a_candidate_replaces_the_preset_only_beyond_the_validation_noise() -> N
 
 
 def test_a_candidate_that_repeats_an_earlier_one_is_not_probed_again() -> None:
-    """cpu-small at IPC 50 already starts with hard labels: the hard_labels probe would repeat the preset's."""
+    """cpu-small at IPC 50 already starts with hard labels: the hard_labels probe would repeat the preset's;
+    at IPC 1 nothing is cut from the matching loss, so datm's and error_selection's probes would too."""
     from pad_sdk.probes import distinct_candidates
 
     large = pad_sdk.preset_config("cpu-small", 50)
     assert large.distill.soft_labels is False
     run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "real_init"), large.distill)
     assert list(run) == ["preset", "datm", "real_init"] and same_as == {"hard_labels": "preset"}
+    # with a selection ratio of 0 (PAD at IPC 1) every selection mode compares every parameter
+    one = pad_sdk.preset_config("cpu-small", 1)
+    assert one.distill.selection_ratio == 0.0
+    run, same_as = distinct_candidates(("preset", "datm", "error_selection", "real_init"), one.distill)
+    assert list(run) == ["preset", "real_init"] and same_as == {"datm": "preset", "error_selection": "preset"}
     small = pad_sdk.preset_config("cpu-small", 10)
     run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "lr_img_half"), small.distill)
     assert list(run) == ["preset", "datm", "hard_labels", "lr_img_half"] and same_as == {}

@@ -45,6 +45,12 @@ class ParameterSelection:
         if not 0.0 <= self.ratio < 1.0:
             raise ValueError(f"selection ratio must be in [0, 1), got {self.ratio}")
 
+    @property
+    def compares_everything(self) -> bool:
+        """Whether every coordinate is compared whatever the network (``none``, or nothing to drop): then the
+        mode makes no difference (PAD's IPC-1 setting, ratio 0, is DATM's matching)."""
+        return self.mode == "none" or self.ratio == 0.0
+
     def keep(
         self, spec: ParamSpec, student: torch.Tensor, target: torch.Tensor
     ) -> slice | torch.Tensor:

@@ -26,6 +26,14 @@ from benchmarks._meta import commit, stamp
 from benchmarks.bench_quality import PROFILES, RESULTS, load_fashion_mnist
 
 
+def shares(timings: dict[str, float]) -> dict[str, Any]:
+    """The probes' seconds against the other stages' (``total`` is the whole call, not a stage)."""
+    probes = timings.get("probes", 0.0)
+    rest = sum(seconds for stage, seconds in timings.items() if stage not in ("probes", "total"))
+    return {"probes_seconds": probes, "other_stages_seconds": round(rest, 1),
+            "ratio": round(probes / rest, 3) if rest else None}
+
+
 def measure(ipc: int) -> dict[str, Any]:
     settings = PROFILES["cpu"]
     raw = load_fashion_mnist(settings["train_per_class"])
@@ -33,11 +41,8 @@ def measure(ipc: int) -> dict[str, Any]:
                              overrides=settings["overrides"], class_names=raw.class_names,
                              test_images=raw.test_images[:], test_labels=raw.test_labels.numpy())
     timings = {stage: round(seconds, 1) for stage, seconds in result.timings.items()}
-    probes = timings.get("probes", 0.0)
-    rest = sum(seconds for stage, seconds in timings.items() if stage != "probes")
     report = result.decisions.get("probes") or {}
-    return {"ipc": ipc, "timings": timings, "probes_seconds": probes, "other_stages_seconds": round(rest, 1),
-            "ratio": round(probes / rest, 3) if rest else None,
+    return {"ipc": ipc, "timings": timings, **shares(timings),
             "probed": [p["name"] for p in report.get("probes", [])], "same_as": report.get("same_as", {}),
             "chosen": report.get("chosen"),
             "accuracy": result.accuracy.condensed.mean if result.accuracy else None}
@@ -47,7 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipc", default="1,10,50", help="comma-separated IPCs, one SDK run each")
     parser.add_argument("--out", type=Path, default=RESULTS / "probe_cost.cpu.json")
+    parser.add_argument("--refresh", action="store_true",
+                        help="no run: recompute the shares of the entries in --out from their timings")
     args = parser.parse_args(argv)
+    if args.refresh:
+        record = json.loads(args.out.read_text())
+        for entry in record["runs"].values():
+            entry.update(shares(entry["timings"]))
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        return
     torch.set_num_threads(PROFILES["cpu"]["threads"])
     record: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
     for ipc in (int(x) for x in args.ipc.split(",") if x):

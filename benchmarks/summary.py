@@ -632,7 +632,7 @@ def starts_section() -> list[str]:
            "| IPC | variant | changes | validation (300) | extra validation (5,000 train images) | holdout | "
            "seeds x networks | commit |", "|---:|---|---|---:|---:|---:|---|---|"]
     parts = {(p["ipc"], p["command"]): p for p in record["parts"]}
-    for key, variant in record["variants"].items():
+    for key, variant in sorted(record["variants"].items(), key=lambda item: int(item[0].split(":")[0][3:])):
         label, name = key.split(":", 1)
         ipc = int(label.removeprefix("ipc"))
         part = parts.get((ipc, variant["command"]), {})

@@ -5,10 +5,10 @@ and the holdout that the reports show is never looked at, so a reported accuracy
 made on.
 
 - :func:`probe_settings`: every distinct candidate (``auto.candidates``; one that sets what an earlier one set is
-  not run again) distils for a fraction of the iterations from
-  the same experts; one network trained on each probe's set is tested on the validation split; the best
-  candidate's settings run the whole distillation when it beats the first (``preset``) by more than the
-  validation split's noise (:func:`noise_margin`), else the first's do.
+  not run again) distils for a fraction of the iterations from the same experts; one network trained on each
+  probe's set is tested on the validation split; the best candidate's settings run the whole distillation when
+  it beats the first (``preset``) by more than the validation split's noise (:func:`noise_margin`), else the
+  first's do.
 - :func:`subset_check`: the final set against real subsets of the same size (herding and k-center on the
   embeddings of the first expert's final network, and random), one network each on the validation split.
 """

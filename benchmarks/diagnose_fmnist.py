@@ -75,6 +75,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # distillation setting, distil_variant reads it
     "hard_labels_plain": {"soft_labels": False, "experts": "plain"},
     "preset_plain": {"experts": "plain"},
+    # the mtt method's settings, as a variant (judged on the extra validation images like the others)
+    "mtt_plain": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30,
+                  "selection_mode": "none", "experts": "plain"},
 }
 # real subsets of the baselines (no distillation), judged like the variants
 SUBSETS = {"subset_herding": "herding", "subset_random": "random"}

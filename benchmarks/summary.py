@@ -97,6 +97,13 @@ def _distance_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
     return out
 
 
+def _paired(a: list[float], b: list[float]) -> tuple[float, float, int]:
+    """Mean and std (points) of ``a - b`` over the seeds both have (a row cut short pairs fewer), and their number."""
+    n = min(len(a), len(b))
+    diffs = [100 * (x - y) for x, y in zip(a[:n], b[:n], strict=True)]
+    return statistics.fmean(diffs), statistics.pstdev(diffs) if n > 1 else 0.0, n
+
+
 def _ablation_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
     """Each PAD filter on and off, paired over seeds."""
     out: list[str] = []
@@ -107,12 +114,9 @@ def _ablation_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
         for i in IPCS:
             if (with_, i) in rows and (without, i) in rows:
                 a, b = rows[(with_, i)]["accuracies"], rows[(without, i)]["accuracies"]
-                n = min(len(a), len(b))  # a row cut short: pair the seeds both have
-                a, b = a[:n], b[:n]
-                diffs = [100 * (x - y) for x, y in zip(a, b, strict=True)]
-                std = statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
-                lines.append(f"| {with_} vs {without} | {i} | {100 * statistics.fmean(a):.1f} | "
-                             f"{100 * statistics.fmean(b):.1f} | {statistics.fmean(diffs):+.1f} ± {std:.1f} | {n} |")
+                mean, std, n = _paired(a, b)
+                lines.append(f"| {with_} vs {without} | {i} | {100 * statistics.fmean(a[:n]):.1f} | "
+                             f"{100 * statistics.fmean(b[:n]):.1f} | {mean:+.1f} ± {std:.1f} | {n} |")
     out += ["### PAD filter ablation (paired over seeds: same evaluation networks per seed)", ""]
     if lines:
         out += ["| comparison | IPC | with % | without % | gain (points) | seeds |", "|---|---:|---:|---:|---:|---:|",
@@ -166,12 +170,11 @@ def current_matrix_section() -> list[str]:
         if pad is None or not others:
             continue
         name, best = max(others.items(), key=lambda item: item[1]["mean"])
-        gains = [100 * (a - b) for a, b in zip(pad["accuracies"], best["accuracies"], strict=False)]
-        std = statistics.pstdev(gains) if len(gains) > 1 else 0.0
+        mean, std, n = _paired(pad["accuracies"], best["accuracies"])
         met = 100 * (pad["mean"] - best["mean"]) >= -BAR
         out.append(f"| {i} | {100 * pad['mean']:.1f} | {name} {100 * best['mean']:.1f} | "
-                   f"{100 * (pad['mean'] - best['mean']):+.1f} | {statistics.fmean(gains):+.1f} ± {std:.1f} "
-                   f"({len(gains)}) | {'met' if met else 'not met'} |")
+                   f"{100 * (pad['mean'] - best['mean']):+.1f} | {mean:+.1f} ± {std:.1f} ({n}) | "
+                   f"{'met' if met else 'not met'} |")
     return [*out, ""]
 
 
@@ -189,10 +192,8 @@ def ipc50_start_section() -> list[str]:
         out.append(f"| {name} | {len(r['accuracies'])} | {per_seed} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | "
                    f"{r['seconds']:.0f} |")
     if "pad" in rows and "herding" in rows:
-        gains = [100 * (p - h) for p, h in zip(rows["pad"]["accuracies"], rows["herding"]["accuracies"], strict=False)]
-        mean = statistics.fmean(gains)
-        std = statistics.pstdev(gains) if len(gains) > 1 else 0.0
-        out += ["", f"pad minus herding, paired over {len(gains)} seed(s): {mean:+.1f} ± {std:.1f} points."]
+        mean, std, n = _paired(rows["pad"]["accuracies"], rows["herding"]["accuracies"])
+        out += ["", f"pad minus herding, paired over {n} seed(s): {mean:+.1f} ± {std:.1f} points."]
     out += ["", "The matrix above predates this start (its pad IPC-50 row is the paper's start on short experts); "
             "pad here is the SDK default at commit " + f"`{record['commit']}`" + " (probes on, with the noise margin). "
             "A seed missing from the table was cut by the session's time box (recovered from the run's log).", ""]
@@ -634,9 +635,9 @@ def starts_section() -> list[str]:
            "| IPC | variant | changes | validation (300) | extra validation (5,000 train images) | holdout | "
            "seeds x networks | commit |", "|---:|---|---|---:|---:|---:|---|---|"]
     parts = {(p["ipc"], p["command"]): p for p in record["parts"]}
-    for key, variant in sorted(record["variants"].items(), key=lambda item: int(item[0].split(":")[0][3:])):
-        label, name = key.split(":", 1)
-        ipc = int(label.removeprefix("ipc"))
+    variants = [(int(key.split(":")[0].removeprefix("ipc")), key.split(":", 1)[1], variant)
+                for key, variant in record["variants"].items()]
+    for ipc, name, variant in sorted(variants, key=lambda item: item[0]):
         part = parts.get((ipc, variant["command"]), {})
         runs, networks = part.get("runs", 1), part.get("eval_networks", 1)
         for mode, acc in variant["accuracy"].items():

@@ -36,7 +36,7 @@ from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
 from pad_sdk.data import PreparedData
 from pad_sdk.pipeline import Stages, spills_trajectories
-from pad_sdk.probes import distinct_candidates
+from pad_sdk.probes import planned_candidates
 from pad_sdk.reports.cost import Prices
 from pad_sdk.runtime import StartUpCosts
 
@@ -430,8 +430,8 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
     eval_net = _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, 0)
     eval_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment), cal.forward_key]
     distill_keys = [cal.distill_key(cfg)] if trajectory else []
-    probed = len(distinct_candidates(auto.candidates, cfg.distill)[0])
-    if trajectory and auto.probes and validation and probed >= 2 and cfg.distill.iterations > 0:
+    probed = len(planned_candidates(cfg, validation)[0])
+    if trajectory and probed >= 2:
         probe_iterations = max(1, round(auto.fraction * cfg.distill.iterations))
         per = probe_iterations * iter_seconds + eval_net + validation_n * cal.forward_image(cfg)
         out.append(StageEstimate(stage="probes", seconds=probed * per,

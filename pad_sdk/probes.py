@@ -148,6 +148,14 @@ def distinct_candidates(names: tuple[str, ...], distill: DistillConfig) -> tuple
     return run, same_as
 
 
+def planned_candidates(config: PadConfig, has_validation: bool) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """What :func:`probe_settings` will run for ``config`` (the run and its estimate ask the same question): no
+    candidates when probes are off, there is no validation split or nothing to distil, else the distinct ones."""
+    if not config.auto.probes or not has_validation or config.distill.iterations == 0:
+        return {}, {}
+    return distinct_candidates(config.auto.candidates, config.distill)
+
+
 def _validation_accuracy(stages: Stages, synthetic: SyntheticSet, seed: int) -> float:
     """One network (the evaluation recipe) trained on ``synthetic`` and tested on the validation split."""
     settings, fixed = stages.config.evaluation, synthetic.detached()
@@ -159,16 +167,15 @@ def _validation_accuracy(stages: Stages, synthetic: SyntheticSet, seed: int) -> 
 def probe_settings(stages: Stages, experts: ExpertSource, seed_offset: int = 0
                    ) -> tuple[PadConfig, ProbeReport | None]:
     """The configuration to distil with: ``stages.config`` changed by the best candidate (unchanged, and no
-    report, when probes are off, there is no validation split, or only one candidate)."""
+    report, when fewer than two candidates are planned: :func:`planned_candidates`)."""
     config, auto = stages.config, stages.config.auto
-    if not auto.probes or stages.data.validation is None or len(auto.candidates) < 2 or config.distill.iterations == 0:
+    validation = stages.data.validation
+    candidates, same_as = planned_candidates(config, validation is not None)
+    if len(candidates) < 2 or validation is None:
         return config, None
     started = time.perf_counter()
     iterations = max(1, round(auto.fraction * config.distill.iterations))
     seed = derive_seed(config.seed, 81, config.ipc, seed_offset)
-    candidates, same_as = distinct_candidates(auto.candidates, config.distill)
-    if len(candidates) < 2:
-        return config, None
     probes: list[Probe] = []
     for index, (name, changes) in enumerate(candidates.items()):
         began = time.perf_counter()
@@ -180,7 +187,7 @@ def probe_settings(stages: Stages, experts: ExpertSource, seed_offset: int = 0
         accuracy = _validation_accuracy(trial, distiller.synthetic, seed)
         probes.append(Probe(name, changes, accuracy, time.perf_counter() - began))
         stages.on_event("probes", index + 1, len(candidates), candidate=name, accuracy=accuracy)
-    images = len(stages.data.validation)
+    images = len(validation)
     best, margin = choose(probes, images)
     report = ProbeReport(tuple(probes), best.name, iterations, time.perf_counter() - started, margin, images,
                          same_as)

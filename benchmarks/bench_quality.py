@@ -83,8 +83,11 @@ def output_path(profile: str, tag: str | None = None) -> Path:
 
 
 def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
-        only: set[str] | None = None) -> None:
+        only: set[str] | None = None, seeds: tuple[int, ...] | None = None) -> None:
+    """The parts' rows into one results file; ``seeds``: only these runs (the profile's seeds by default), for
+    runs split over processes (benchmarks.summary puts the rows of one method and IPC together by seed)."""
     settings = PROFILES[profile]
+    runs = seeds if seeds is not None else tuple(range(settings["seeds"]))
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     raw = load_fashion_mnist(settings["train_per_class"])
@@ -96,8 +99,7 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
     if resume and path.exists():
         done = json.loads(path.read_text())["rows"]
     # a row with fewer seeds than the profile's is partial (a run cut short) and is measured again
-    rows = [ComparisonRow(r["method"], r["ipc"], tuple(r["accuracies"]), r["seconds"], r["condensed_bytes"])
-            for r in done if len(r["accuracies"]) >= settings["seeds"]]
+    rows = [ComparisonRow.from_dict(r) for r in done if len(r["accuracies"]) >= len(runs)]
 
     def write(extra: ComparisonRow | None) -> None:
         table = ComparisonTable(tuple(rows) + ((extra,) if extra else ()), {}, dict(context.shared_seconds))
@@ -116,7 +118,7 @@ def run(profile: str, parts: list[str], resume: bool, tag: str | None = None,
             method = get_method(spec)
             if any(r.method == method_label(method) and r.ipc == ipc for r in rows):
                 continue
-            rows.append(measure(context, method, ipc, settings["seeds"], settings["eval_networks"], write))
+            rows.append(measure(context, method, ipc, runs, settings["eval_networks"], write))
             write(None)
             print(f"{method_label(method)} IPC {ipc}: {100 * rows[-1].mean:.1f} ± {100 * rows[-1].std:.1f} "
                   f"({rows[-1].seconds:.0f} s/run; shared {dict(context.shared_seconds)})", flush=True)
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
     parser.add_argument("--methods", help="comma-separated: run only these methods of the parts (e.g. datm)")
     parser.add_argument("--tag", help="write fmnist_quality.<profile>.<tag>.json (for parts run in parallel)")
+    parser.add_argument("--seeds", help="comma-separated run indices: only these seeds (e.g. 2, with --tag, "
+                        "while another process runs 0,1)")
     parser.add_argument("--recover-log", type=Path,
                         help="add the finished seeds of a run cut short, from its log, as partial rows; no run")
     args = parser.parse_args(argv)
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
-    run(args.profile, parts, args.resume, args.tag, set(args.methods.split(",")) if args.methods else None)
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
+    run(args.profile, parts, args.resume, args.tag, set(args.methods.split(",")) if args.methods else None, seeds)
 
 
 if __name__ == "__main__":

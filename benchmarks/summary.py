@@ -14,6 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from pad_sdk.compare import ComparisonRow, merge_rows
+
 RESULTS = Path(__file__).parent / "results"
 IPCS = (1, 10, 50)
 
@@ -73,6 +75,15 @@ def _cell(row: dict[str, Any] | None, seeds: int) -> str:
 
 def _rows(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["method"], int(r["ipc"])): r for r in record["rows"]}
+
+
+def _with_seeds(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """One method's row from two files: put together by seed when they measured different seeds (a run split
+    over processes, ``bench_quality --seeds``), else the later file's row."""
+    a, b = ComparisonRow.from_dict(earlier), ComparisonRow.from_dict(later)
+    if set(a.run_indices) & set(b.run_indices):
+        return later
+    return merge_rows((a, b)).to_dict()
 
 
 def _distance_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
@@ -147,7 +158,8 @@ def current_matrix_section() -> list[str]:
         return []
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
-        rows.update(_rows(record))
+        for key, row in _rows(record).items():
+            rows[key] = _with_seeds(rows[key], row) if key in rows else row
     seeds = records[0]["profile_settings"]["seeds"]
     ipcs = sorted({i for _, i in rows})
     out = ["### The matrix again, with the SDK default of issue #14's changes", "",

@@ -45,16 +45,47 @@ def condensed_bytes(synthetic: SyntheticSet) -> int:
 
 @dataclass(frozen=True)
 class ComparisonRow(SeedStatistics):
-    """One method at one IPC: holdout accuracy per seed (fractions), mean condensation seconds per run, bytes."""
+    """One method at one IPC: holdout accuracy per seed (fractions), mean condensation seconds per run, bytes.
+    ``seeds`` are the runs' indices (empty: 0 .. n-1), so rows measured for different seeds in parallel
+    processes can be put together (:func:`merge_rows`)."""
 
     method: str
     ipc: int
     accuracies: tuple[float, ...]
     seconds: float
     condensed_bytes: int
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def run_indices(self) -> tuple[int, ...]:
+        return self.seeds or tuple(range(len(self.accuracies)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "accuracies": list(self.accuracies), "mean": self.mean, "std": self.std}
+        return {**asdict(self), "accuracies": list(self.accuracies), "seeds": list(self.run_indices),
+                "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> ComparisonRow:
+        return cls(row["method"], int(row["ipc"]), tuple(row["accuracies"]), float(row["seconds"]),
+                   int(row["condensed_bytes"]), tuple(row.get("seeds", ())))
+
+
+def merge_rows(rows: Sequence[ComparisonRow]) -> ComparisonRow:
+    """One row from rows of the same method and IPC measured for different seeds (ordered by seed; the
+    seconds are the mean over the runs). A seed measured twice, or rows of different methods, is an error."""
+    if len({(r.method, r.ipc) for r in rows}) != 1:
+        raise ValueError(f"rows of different methods or IPCs cannot be merged: {[(r.method, r.ipc) for r in rows]}")
+    by_seed: dict[int, float] = {}
+    weighted = 0.0
+    for row in rows:
+        for seed, accuracy in zip(row.run_indices, row.accuracies, strict=True):
+            if seed in by_seed:
+                raise ValueError(f"{row.method} IPC {row.ipc}: seed {seed} was measured twice")
+            by_seed[seed] = accuracy
+        weighted += row.seconds * len(row.accuracies)
+    seeds = tuple(sorted(by_seed))
+    return ComparisonRow(rows[0].method, rows[0].ipc, tuple(by_seed[s] for s in seeds), weighted / len(seeds),
+                         max(r.condensed_bytes for r in rows), seeds)
 
 
 @dataclass(frozen=True)
@@ -84,11 +115,7 @@ class ComparisonTable:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComparisonTable:
-        rows = tuple(
-            ComparisonRow(r["method"], int(r["ipc"]), tuple(r["accuracies"]), float(r["seconds"]),
-                          int(r["condensed_bytes"]))
-            for r in data["rows"]
-        )
+        rows = tuple(ComparisonRow.from_dict(r) for r in data["rows"])
         return cls(rows, dict(data.get("settings", {})), dict(data.get("shared_seconds", {})))
 
     @classmethod
@@ -159,16 +186,18 @@ def compare(
     return ComparisonTable(tuple(rows), settings, dict(context.shared_seconds))
 
 
-def measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_networks: int,
+def measure(context: MethodContext, method: Method, ipc: int, seeds: int | Sequence[int], eval_networks: int,
             on_seed: Callable[[ComparisonRow], None] | None = None) -> ComparisonRow:
-    """Condense and evaluate ``method`` at ``ipc`` for every seed; ``on_seed`` receives the row so far after each
-    seed (a benchmark cut short keeps the seeds it finished)."""
+    """Condense and evaluate ``method`` at ``ipc`` for every seed (``seeds`` runs, or these run indices: a run
+    depends only on its index, so parallel processes can share the seeds); ``on_seed`` receives the row so far
+    after each seed (a benchmark cut short keeps the seeds it finished)."""
+    runs = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     config = context.config(ipc)
     stages = context.stages(config)
     accuracies: list[float] = []
     seconds: list[float] = []
     size = 0
-    for run in range(seeds):
+    for run in runs:
         shared_before = sum(context.shared_seconds.values())
         started = time.perf_counter()
         synthetic = method.condense(context, ipc, run)
@@ -184,5 +213,6 @@ def measure(context: MethodContext, method: Method, ipc: int, seeds: int, eval_n
         log.info("compare.run", method=method_label(method), ipc=ipc, seed=run, accuracy=round(result.mean, 4),
                  seconds=round(seconds[-1], 1))
         if on_seed is not None:
-            on_seed(ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size))
-    return ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size)
+            on_seed(ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size,
+                                  runs[:len(accuracies)]))
+    return ComparisonRow(method_label(method), ipc, tuple(accuracies), statistics.fmean(seconds), size, runs)

@@ -18,7 +18,10 @@ import torch
 from sklearn.datasets import load_digits
 
 import pad_sdk
-from pad_sdk.compare import ComparisonTable
+from pad_sdk.compare import ComparisonRow, ComparisonTable, measure, merge_rows
+from pad_sdk.data import prepare, read_input
+from pad_sdk.methods import MethodContext, get_method
+from pad_sdk.runtime import LocalRuntime
 
 OVERRIDES = {"network": {"width": 32}, "experts": {"num_experts": 2, "epochs": 8, "lr": 0.03},
              "scoring": {"runs": 1, "epochs": 3}, "distill": {"iterations": 20, "syn_steps": 8},
@@ -64,6 +67,38 @@ def test_table_rows_bytes_and_round_trip(table: ComparisonTable, tmp_path) -> No
     assert json.loads(path.read_text())["settings"]["preset"] == "tiny"
     text = str(table)
     assert text.splitlines()[0].startswith("| method | IPC 1 acc %") and "| herding |" in text
+
+
+def test_a_seed_measured_alone_is_that_seed_of_the_whole_run(table: ComparisonTable) -> None:
+    """Runs depend only on their index, so a benchmark can split its seeds over processes: seed 1 alone (the
+    random subset: no shared experts) gives the whole run's second figure, and the rows merge back by seed."""
+    digits = load_digits()
+    raw = read_input(digits.images, digits.target, LocalRuntime(), test_images=None, test_labels=None,
+                     class_names=None, holdout_fraction=0.2, seed=0, storage_options=None, source_options={})
+    context = MethodContext(prepare(raw, zca=False), "tiny", OVERRIDES, 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = measure(context, get_method("random"), 1, [1], 1)
+    finally:
+        torch.set_num_threads(threads)
+    whole = table.row("random", 1)
+    assert alone.seeds == (1,) and alone.accuracies == (whole.accuracies[1],)
+    first = ComparisonRow("random", 1, whole.accuracies[:1], whole.seconds, whole.condensed_bytes, (0,))
+    merged = merge_rows((alone, first))
+    assert merged.seeds == (0, 1) and merged.accuracies == whole.accuracies
+    assert ComparisonRow.from_dict(merged.to_dict()) == merged
+
+
+def test_merging_rows_refuses_a_seed_twice_or_two_methods() -> None:
+    a = ComparisonRow("pad", 10, (0.5, 0.6), 2.0, 100, (0, 1))
+    with pytest.raises(ValueError, match="seed 1 was measured twice"):
+        merge_rows((a, ComparisonRow("pad", 10, (0.7,), 4.0, 100, (1,))))
+    with pytest.raises(ValueError, match="different methods"):
+        merge_rows((a, ComparisonRow("mtt", 10, (0.7,), 4.0, 100, (2,))))
+    merged = merge_rows((ComparisonRow("pad", 10, (0.7,), 5.0, 100, (2,)), a))
+    assert merged.accuracies == (0.5, 0.6, 0.7) and merged.seconds == pytest.approx(3.0)
+    assert ComparisonRow("pad", 10, (0.5, 0.6), 2.0, 100).run_indices == (0, 1)  # rows written before seeds
 
 
 def test_unknown_method_fails_before_any_work() -> None:

@@ -32,8 +32,8 @@ def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
     return set() if a == b else {prefix.rstrip(".")}
 
 
-def _config(method: TrajectoryMatching, ipc: int = 10) -> dict[str, Any]:
-    return preset_config("cpu-small", ipc, method.overrides("cpu-small", ipc)).model_dump()
+def _config(method: TrajectoryMatching, ipc: int = 10, preset: str = "cpu-small") -> dict[str, Any]:
+    return preset_config(preset, ipc, method.overrides(preset, ipc)).model_dump()
 
 
 def test_every_method_is_registered_and_named() -> None:
@@ -61,7 +61,8 @@ def test_spec_strings_parse_switches() -> None:
 
 
 def test_trajectory_presets_over_one_distiller() -> None:
-    pad, datm, mtt = (_config(get_method(n)) for n in ("pad", "datm", "mtt"))  # type: ignore[arg-type]
+    # the paper preset: the published start at every IPC (cpu-small's own starts: the next test)
+    pad, datm, mtt = (_config(get_method(n), preset="paper") for n in ("pad", "datm", "mtt"))  # type: ignore[arg-type]
     assert pad["experts"]["fiex"] == "scheduler" and pad["distill"]["selection_mode"] == "depth"
     # only the SDK default chooses its settings on the validation split; DATM and MTT are fixed methods
     assert _diff(pad, datm) == {"experts.fiex", "distill.selection_mode", "auto.probes"}
@@ -81,10 +82,14 @@ def test_where_cpu_small_changes_the_start_datm_and_mtt_keep_their_published_one
     assert tuple(pad[k] for k in start) == ("herding", False, 10.0, False)
     assert tuple(datm[k] for k in start) == ("correct", True, 1000.0, True)  # DATM's CIFAR-10 IPC 50 settings
     assert tuple(mtt[k] for k in start) == ("real", False, 1000.0, True)
-    # at IPC 10 the preset keeps the published start, so DATM and MTT change nothing there
-    small = _config(get_method("pad"), ipc=10)["distill"]
-    assert (small["pix_init"], small["soft_labels"], small["lr_img"]) == ("correct", True, 100.0)
-    assert _config(get_method("datm"), ipc=10)["distill"]["lr_img"] == 100.0
+    # at IPC 10 the preset starts as MTT does (hard labels, random real images, the whole window, no threshold);
+    # DATM puts back its soft labels, correctly classified images, growing window and threshold
+    ten = {n: _config(get_method(n), ipc=10)["distill"] for n in ("pad", "datm", "mtt")}  # type: ignore[arg-type]
+    window = ("pix_init", "soft_labels", "expansion_end", "threshold", "lr_img")
+    assert tuple(ten["pad"][k] for k in window) == ("real", False, None, 1e30, 100.0)
+    assert tuple(ten["mtt"][k] for k in window) == ("real", False, None, 1e30, 100.0)
+    assert tuple(ten["datm"][k] for k in window) == ("correct", True, 75, 1.0, 100.0)
+    assert ten["pad"]["selection_mode"] == "depth" and ten["mtt"]["selection_mode"] == "none"
     # at IPC 1 cpu-small changes only the labels: DATM keeps the experts' soft labels, MTT its hard ones
     one = {n: _config(get_method(n), ipc=1)["distill"] for n in ("pad", "datm", "mtt")}  # type: ignore[arg-type]
     assert (one["pad"]["soft_labels"], one["datm"]["soft_labels"], one["mtt"]["soft_labels"]) == (False, True, False)
@@ -98,7 +103,8 @@ def test_trajectory_switch_changes_one_setting(name: str, switch: str, path: str
     flipped = get_method(name, **{switch: not getattr(method, switch)})
     # a switched pad is an ablation: a fixed method, like datm and mtt, that does not probe its settings
     expected = {path, "auto.probes"} if name == "pad" else {path}
-    assert _diff(_config(method), _config(flipped)) == expected  # type: ignore[arg-type]
+    # the paper preset: with cpu-small, a switch that turns both filters off also puts back the published start
+    assert _diff(_config(method, preset="paper"), _config(flipped, preset="paper")) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["dc", "dsa"])

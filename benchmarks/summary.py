@@ -153,7 +153,9 @@ BAR = 0.3  # issue #14: the SDK default's mean may trail the best other row by a
 
 def current_matrix_section() -> list[str]:
     """The re-run matrix: every method per IPC, and the SDK default (pad) against the best other row, paired."""
-    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{CURRENT}*.json"))]
+    # oldest first (the time each record was last written), so a row measured again replaces the earlier one
+    records = sorted((json.loads(p.read_text()) for p in RESULTS.glob(f"{CURRENT}*.json")),
+                     key=lambda record: record["timestamp"])
     if not records:
         return []
     # the IPC-50 start's first seeds (same profile and settings, measured before the re-run) go first: a seed
@@ -161,17 +163,29 @@ def current_matrix_section() -> list[str]:
     earlier = _load(IPC50_START)
     records = ([earlier] if earlier is not None else []) + records
     rows: dict[tuple[str, int], dict[str, Any]] = {}
+    commits: dict[tuple[str, int], str] = {}  # where each row came from
+    replaced: list[str] = []  # pad rows measured again after a change of the default: the before figure
     for record in records:
         for key, row in _rows(record).items():
-            rows[key] = _with_seeds(rows[key], row) if key in rows else row
+            if key in rows:
+                merged = _with_seeds(rows[key], row)
+                if merged is row and key[0] == "pad":
+                    before = rows[key]
+                    replaced.append(f"pad at IPC {key[1]} was {_pct(100 * before['mean'], 100 * before['std'])} "
+                                    f"(commit `{commits[key]}`)")
+                row, commit_of = merged, record["commit"] if merged is row else f"{commits[key]}+{record['commit']}"
+            else:
+                commit_of = record["commit"]
+            rows[key], commits[key] = row, commit_of
     seeds = records[0]["profile_settings"]["seeds"]
     ipcs = sorted({i for _, i in rows})
     out = ["### The matrix again, with the SDK default of issue #14's changes", "",
            *(_provenance(r) for r in records), "",
-           "Same profile and protocol as above; pad is the SDK default (probes on, cpu-small's IPC-1 hard labels "
-           "and IPC-50 herding start). A cell marked not run was not re-run in the session's time: at IPC 50 the "
-           "SDK default's figures are the table above (2 seeds, the same settings), at IPC 10 DATM's are the "
-           "matrix's (78.9, below MTT).", "",
+           "Same profile and protocol as above; pad is the SDK default (probes on; cpu-small's IPC-1 hard labels, "
+           "IPC-10 MTT start and IPC-50 herding start). A row measured again replaces the earlier one; rows of one "
+           "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
+           "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "
+           "DATM's figure is the matrix's (78.9, below MTT).", "",
            "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---:|" * len(ipcs)]
     methods = list(dict.fromkeys([*MATRIX, "kcenter", *(m for m, _ in rows)]))
     for method in methods:
@@ -191,6 +205,8 @@ def current_matrix_section() -> list[str]:
         out.append(f"| {i} | {100 * pad['mean']:.1f} | {name} {100 * best['mean']:.1f} | "
                    f"{100 * (pad['mean'] - best['mean']):+.1f} | {mean:+.1f} ± {std:.1f} ({n}) | "
                    f"{'met' if met else 'not met'} |")
+    if replaced:
+        out += ["", "Measured again after a change of the default: " + "; ".join(replaced) + "."]
     return [*out, ""]
 
 

@@ -40,6 +40,7 @@ from pad_sdk.data import RawData, load_source, prepare
 from pad_sdk.methods import MethodContext
 from pad_sdk.methods.baselines import RealSubset
 from pad_sdk.pipeline import Stages, experts_key
+from pad_sdk.presets import MTT_START
 
 # distillation settings each variant changes (on top of the cpu profile at the IPC); "iterations": 0 is the
 # initial set
@@ -68,16 +69,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                             "learn_lr": False},
     # MTT's start on PAD's experts: hard labels, random real images, a fixed window, no threshold; with PAD's
     # parameter selection (mtt_start) and without it (mtt_settings, the probe candidate of that name)
-    "mtt_start": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30},
-    "mtt_settings": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30,
-                     "selection_mode": "none"},
+    "mtt_start": dict(MTT_START),
+    "mtt_settings": {**MTT_START, "selection_mode": "none"},
     # the same starts on plain experts (no data scheduler, as MTT and DATM train theirs): "experts" is not a
     # distillation setting, distil_variant reads it
     "hard_labels_plain": {"soft_labels": False, "experts": "plain"},
     "preset_plain": {"experts": "plain"},
     # the mtt method's settings, as a variant (judged on the extra validation images like the others)
-    "mtt_plain": {"soft_labels": False, "pix_init": "real", "expansion_end": None, "threshold": 1e30,
-                  "selection_mode": "none", "experts": "plain"},
+    "mtt_plain": {**MTT_START, "selection_mode": "none", "experts": "plain"},
 }
 # real subsets of the baselines (no distillation), judged like the variants
 SUBSETS = {"subset_herding": "herding", "subset_random": "random"}

@@ -77,13 +77,26 @@ def _rows(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["method"], int(r["ipc"])): r for r in record["rows"]}
 
 
-def _with_seeds(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    """One method's row from two files: put together by seed when they measured different seeds (a run split
-    over processes, ``bench_quality --seeds``), else the later file's row."""
-    a, b = ComparisonRow.from_dict(earlier), ComparisonRow.from_dict(later)
-    if set(a.run_indices) & set(b.run_indices):
-        return later
-    return merge_rows((a, b)).to_dict()
+def _combined_rows(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
+    """Rows per (method, IPC) over ``records`` in order: rows of different seeds (a run split over processes,
+    ``bench_quality --seeds``) are put together by seed, a row that measured a seed again replaces the earlier
+    one; and a line per pad row so replaced (a changed default), with its earlier figure and commit."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    commits: dict[tuple[str, int], str] = {}
+    replaced: list[str] = []
+    for record in records:
+        for key, row in _rows(record).items():
+            commit_of = record["commit"]
+            if key in rows:
+                a, b = ComparisonRow.from_dict(rows[key]), ComparisonRow.from_dict(row)
+                if set(a.run_indices).isdisjoint(b.run_indices):
+                    row, commit_of = merge_rows((a, b)).to_dict(), f"{commits[key]}+{commit_of}"
+                elif key[0] == "pad":
+                    before = rows[key]
+                    replaced.append(f"pad at IPC {key[1]} was {_pct(100 * before['mean'], 100 * before['std'])} "
+                                    f"(commit `{commits[key]}`)")
+            rows[key], commits[key] = row, commit_of
+    return rows, replaced
 
 
 def _distance_lines(rows: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
@@ -162,21 +175,7 @@ def current_matrix_section() -> list[str]:
     # the re-run measured again replaces them, one it did not measure is added to them
     earlier = _load(IPC50_START)
     records = ([earlier] if earlier is not None else []) + records
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    commits: dict[tuple[str, int], str] = {}  # where each row came from
-    replaced: list[str] = []  # pad rows measured again after a change of the default: the before figure
-    for record in records:
-        for key, row in _rows(record).items():
-            if key in rows:
-                merged = _with_seeds(rows[key], row)
-                if merged is row and key[0] == "pad":
-                    before = rows[key]
-                    replaced.append(f"pad at IPC {key[1]} was {_pct(100 * before['mean'], 100 * before['std'])} "
-                                    f"(commit `{commits[key]}`)")
-                row, commit_of = merged, record["commit"] if merged is row else f"{commits[key]}+{record['commit']}"
-            else:
-                commit_of = record["commit"]
-            rows[key], commits[key] = row, commit_of
+    rows, replaced = _combined_rows(records)
     seeds = records[0]["profile_settings"]["seeds"]
     ipcs = sorted({i for _, i in rows})
     out = ["### The matrix again, with the SDK default of issue #14's changes", "",

@@ -74,6 +74,11 @@ def _scaled_windows(ipc: int, expert_epochs_total: int, iterations: int) -> dict
     return windows
 
 
+# MTT's distillation start, where it differs from DATM's/PAD's: hard labels, random real images, the whole start
+# window from the first iteration (no sequential generation), no loss threshold (MTT's loop steps after every
+# iteration: parity test in tests/parity). The mtt method, the mtt_settings probe and cpu-small at IPC 10 use it.
+MTT_START: dict[str, Any] = dict(soft_labels=False, pix_init="real", expansion_end=None, threshold=1e30)
+
 # cpu-small's start where it differs from the published one (the short CPU experts' soft labels are worse than
 # hard ones), per official IPC. Chosen on training data only: validation = 5,000 Fashion-MNIST training images
 # outside the cpu profile's 3,000-image subset (benchmarks/diagnose_fmnist.py), never the test split.
@@ -88,7 +93,7 @@ _CPU_SMALL_IPC_START: dict[str, Any] = dict(soft_labels=False)
 # iteration, no loss threshold -- scored 79.5 / 78.9 / 79.7 % (seeds 0-2) against 78.8 / 78.4 % for the
 # published start (seeds 0-1; paired +0.7 / +0.5); hard labels alone 78.8 / 78.9. Without PAD's parameter
 # selection as well: 80.0 / 79.1 (seeds 0-1), not taken: the selection is PAD's, and the probes can choose it.
-_CPU_MID_IPC_START: dict[str, Any] = dict(soft_labels=False, pix_init="real", expansion_end=None, threshold=1e30)
+_CPU_MID_IPC_START: dict[str, Any] = dict(MTT_START)
 # IPC >= 50: few short CPU experts at large IPC give a matching signal weaker than a good real start. Measured
 # at IPC 50 (seed 0, one network; results/fmnist_ipc50_diagnosis.cpu-seed0.json): the herding start with hard
 # labels at step 0.01 scores 84.4 %, the same images with the experts' soft labels 79.8 %. From that start,
@@ -106,12 +111,15 @@ def _cpu_start(ipc: int) -> dict[str, Any]:
     return dict(_CPU_SMALL_IPC_START if official == 1 else _CPU_MID_IPC_START)
 
 
+_CPU_SMALL_ITERATIONS, _CPU_SMALL_EXPERT_EPOCHS = 150, 20
+
+
 def _cpu_small_published(ipc: int) -> dict[str, Any]:
     """``cpu-small``'s distillation settings before its own start (:func:`_cpu_start`): the published ones at
     ``ipc``, rescaled to its budget."""
     official = _PAPER[nearest_official_ipc(ipc)]
-    iterations, expert_epochs = 150, 20
-    windows = _scaled_windows(ipc, expert_epochs, iterations)
+    iterations = _CPU_SMALL_ITERATIONS
+    windows = _scaled_windows(ipc, _CPU_SMALL_EXPERT_EPOCHS, iterations)
     if nearest_official_ipc(ipc) == 10:
         # Short CPU experts take few SGD steps per epoch, so the rescaled IPC-10 window (start <= 4 of 20
         # epochs, M = 2) is easy to match and wastes the budget. Measured on digits (seed 0): this wider
@@ -130,7 +138,7 @@ def _cpu_small(ipc: int) -> dict[str, Any]:
         "ipc": ipc,
         "network": {"width": 64},
         "scoring": {"runs": 2, "epochs": 10, "batch_size": 32},
-        "experts": {"num_experts": 6, "epochs": 20, "batch_size": 64, "lr": 0.01},
+        "experts": {"num_experts": 6, "epochs": _CPU_SMALL_EXPERT_EPOCHS, "batch_size": 64, "lr": 0.01},
         "distill": distill,
         "evaluation": {"epochs": 300, "seeds": 3, "full_epochs": 30, "batch_size": 128},
         # settings chosen on a validation split (10 % of the training data), probes of 10 % of the iterations

@@ -33,6 +33,7 @@ from pad_sdk.core.matching import ParameterSelection
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
 from pad_sdk.pipeline import EvalJob, Stages
+from pad_sdk.presets import MTT_START
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +47,7 @@ CANDIDATES: dict[str, Callable[[DistillSettings], dict[str, Any]]] = {
     "lr_img_half": lambda d: {"lr_img": d.lr_img / 2},
     "lr_img_double": lambda d: {"lr_img": d.lr_img * 2},
     # MTT's distillation on the same experts: hard labels, random real images, a fixed window, no threshold
-    "mtt_settings": lambda d: {"soft_labels": False, "pix_init": "real", "selection_mode": "none",
-                               "expansion_end": None, "threshold": 1e30},
+    "mtt_settings": lambda d: {**MTT_START, "selection_mode": "none"},
 }
 
 

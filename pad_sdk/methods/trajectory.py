@@ -14,7 +14,7 @@ from typing import Any
 
 from pad_sdk.core.distill import SyntheticSet
 from pad_sdk.methods.base import MethodContext
-from pad_sdk.presets import published_start
+from pad_sdk.presets import MTT_START, published_start
 from pad_sdk.probes import probe_settings
 
 
@@ -35,8 +35,7 @@ class TrajectoryMatching:
         if not (self.fiex or self.fiem) and preset is not None and ipc is not None:
             distill.update(published_start(preset, ipc))
         if self.mtt:
-            # MTT's loop steps after every iteration: no loss threshold (parity test in tests/parity)
-            distill.update(soft_labels=False, expansion_end=None, pix_init="real", threshold=1e30)
+            distill.update(MTT_START)
         overrides: dict[str, Any] = {"experts": {"fiex": "scheduler" if self.fiex else "off"}, "distill": distill}
         if (self.fiex, self.fiem, self.mtt) != (True, True, False):
             # DATM, MTT and the ablations are fixed methods: only the SDK default (pad) chooses its settings

@@ -71,6 +71,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # parameter selection (mtt_start) and without it (mtt_settings, the probe candidate of that name)
     "mtt_start": dict(MTT_START),
     "mtt_settings": {**MTT_START, "selection_mode": "none"},
+    # PAD's depth cut at a smaller ratio (the published one at IPC 50; IPC 10's is 0.5)
+    "mtt_start_ratio0.25": {**MTT_START, "selection_ratio": 0.25},
     # the same starts on plain experts (no data scheduler, as MTT and DATM train theirs): "experts" is not a
     # distillation setting, distil_variant reads it
     "hard_labels_plain": {"soft_labels": False, "experts": "plain"},
@@ -195,21 +197,25 @@ def distil_variant(context: MethodContext, experts: list[torch.Tensor], ipc: int
 
 
 def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path | None, extra: int,
-        networks: int = 1, runs: int = 1) -> None:
-    """Every variant for seeds 0 .. ``runs - 1`` (distillation and evaluation seeds of the benchmark's runs);
-    ``accuracy`` is the mean over the runs, ``per_run`` each run's figures."""
+        networks: int = 1, runs: int = 1, seeds: list[int] | None = None) -> None:
+    """Every variant for seeds 0 .. ``runs - 1`` or ``seeds`` (distillation and evaluation seeds of the
+    benchmark's runs); ``accuracy`` is the mean over the runs, ``per_run`` each run's figures (``seeds`` says
+    whose, so that seeds run in parallel processes merge back, :func:`merge`)."""
+    seeds = list(range(runs)) if seeds is None else seeds
+    runs = len(seeds)
     torch.set_num_threads(1)
     context, extra_set = build(ipc, extra)
     experts = cached_experts(context, ipc, cache)
     tests = {"validation": context.data.validation, "validation_extra": extra_set, "holdout": context.data.test}
     record: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     record.update(stamp(at_commit=commit(), profile="cpu", ipc=ipc, seed=0, eval_networks=networks, runs=runs,
+                        seeds=seeds,
                         data={"train": len(context.data.train), "validation": len(context.data.validation),
                               "validation_extra": len(extra_set), "holdout": len(context.data.test)}))
     record.setdefault("variants", {})
     for name in variants:
         per_run: list[dict[str, dict[str, float]]] = []
-        for seed in range(runs):
+        for seed in seeds:
             if name in SUBSETS:
                 stages, synthetic, entry = subset_entry(context, ipc, SUBSETS[name], seed)
             else:
@@ -217,13 +223,13 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
             per_run.append({})
             for mode in modes:  # written after every evaluation, so a run cut short keeps what it measured
                 per_run[-1][mode] = evaluate(stages, synthetic, mode, tests, networks, seed)
-                label = name if runs == 1 else f"{name}@{seed}"  # LOG_LINE reads "name mode {...}"
+                label = name if seeds == [0] else f"{name}@{seed}"  # LOG_LINE reads "name mode {...}"
                 print(label, mode, json.dumps(per_run[-1][mode]), flush=True)
                 done = [r for r in per_run if mode in r]
                 entry.setdefault("accuracy", {})[mode] = {
                     test: float(np.mean([r[mode][test] for r in done])) for test in tests}
-                if runs > 1:
-                    entry["per_run"] = per_run
+                if seeds != [0]:
+                    entry["per_run"], entry["seeds"] = per_run, seeds[:len(per_run)]
                 record["variants"][name] = entry
                 out.write_text(json.dumps(record, indent=2) + "\n")
 
@@ -257,9 +263,31 @@ def merge(parts: list[Path], out: Path, logs: list[str]) -> None:
         header = {k: v for k, v in data.items() if k != "variants"}
         record["parts"].append(header)
         for name, entry in data["variants"].items():
-            record["variants"][f"ipc{data['ipc']}:{name}"] = dict(entry, command=header["command"],
-                                                                   commit=header["commit"])
+            key = f"{data['ipc']}:{name}"
+            entry = dict(entry, command=header["command"], commit=header["commit"])
+            record["variants"][f"ipc{key}"] = _by_seed(record["variants"].get(f"ipc{key}"), entry)
     out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _seeds(entry: dict[str, Any]) -> list[int]:
+    """The seeds of an entry's ``per_run`` (older records: 0 .. n-1; no ``per_run``: seed 0 alone)."""
+    return entry.get("seeds", list(range(len(entry.get("per_run", [None])))))
+
+
+def _by_seed(earlier: dict[str, Any] | None, entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry``, or, when it measured other seeds of the same changes than ``earlier``, both together: per-seed
+    figures joined in seed order, the means taken again, the earlier command and commit kept in ``joined``.
+    The same seed measured again replaces the earlier entry as a whole."""
+    if (earlier is None or earlier.get("changes") != entry.get("changes") or "per_run" not in earlier
+            or "per_run" not in entry or set(_seeds(earlier)) & set(_seeds(entry))):
+        return entry
+    runs = sorted(zip(_seeds(earlier) + _seeds(entry), earlier["per_run"] + entry["per_run"], strict=True),
+                  key=lambda run: run[0])
+    per_run = [figures for _, figures in runs]
+    accuracy = {mode: {test: float(np.mean([r[mode][test] for r in per_run if mode in r])) for test in tests}
+                for mode, tests in entry["accuracy"].items()}
+    joined = [*earlier.get("joined", []), {k: earlier[k] for k in ("command", "commit")}]
+    return dict(entry, per_run=per_run, seeds=[seed for seed, _ in runs], accuracy=accuracy, joined=joined)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-validation", type=int, default=5000)
     parser.add_argument("--eval-networks", type=int, default=1, help="networks per evaluation (their mean)")
     parser.add_argument("--runs", type=int, default=1, help="seeds 0 .. runs-1 of the benchmark (their mean)")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of --runs (to split seeds over processes; "
+                        "--merge joins them)")
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="no run: merge the variants of these files (runs in parallel processes) into --out "
                         "(added to it when it exists)")
@@ -283,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
         merge(args.merge or [], args.out, args.recover_log or [])
         return
     run(args.ipc, args.variants.split(","), args.modes.split(","), args.out, args.experts_cache,
-        args.extra_validation, args.eval_networks, args.runs)
+        args.extra_validation, args.eval_networks, args.runs,
+        [int(seed) for seed in args.seeds.split(",")] if args.seeds else None)
 
 
 if __name__ == "__main__":

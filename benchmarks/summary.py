@@ -670,7 +670,8 @@ def starts_section() -> list[str]:
                 for key, variant in record["variants"].items()]
     for ipc, name, variant in sorted(variants, key=lambda item: item[0]):
         part = parts.get((ipc, variant["command"]), {})
-        runs, networks = part.get("runs", 1), part.get("eval_networks", 1)
+        runs = len(variant["per_run"]) if "per_run" in variant else part.get("runs", 1)
+        networks = part.get("eval_networks", 1)
         for mode, acc in variant["accuracy"].items():
             changes = json.dumps(variant["changes"]) + ("" if mode == "learned" else f" ({mode} labels)")
             out.append(f"| {ipc} | {name} | `{changes}` | {100 * acc['validation']:.1f} | "

@@ -219,8 +219,8 @@ class ComputeSettings(_Frozen):
         "temporary local trajectory store instead of memory when no trajectory_store is given; 0 always, None never")
 
 
-PROBE_CANDIDATES = ("preset", "datm", "error_selection", "hard_labels", "real_init", "mtt_settings", "lr_img_half",
-                    "lr_img_double")
+PROBE_CANDIDATES = ("preset", "datm", "error_selection", "depth_half", "hard_labels", "real_init", "mtt_settings",
+                    "lr_img_half", "lr_img_double")
 SUBSET_SELECTORS = ("herding", "kcenter", "random")
 
 
@@ -233,7 +233,8 @@ class AutoSettings(_Frozen):
     tested on the validation split; the best continues as the run's settings. ``subset_check``: the final set
     is compared on the validation split with real subsets of the same size chosen by each of ``subsets``.
     Candidates: ``preset`` (as configured), ``datm`` (no parameter selection), ``error_selection`` (the
-    official code's error-based selection), ``hard_labels``, ``real_init`` (random real initial images),
+    official code's error-based selection), ``depth_half`` (the depth cut at the paper's IPC-10 ratio, 0.5:
+    for a preset whose ratio is 0), ``hard_labels``, ``real_init`` (random real initial images),
     ``mtt_settings`` (MTT's distillation on the same experts; not a default: on digits IPC 10 it moved the mean
     by +0.3 +- 0.4 points, within noise), ``lr_img_half`` / ``lr_img_double``.
     """

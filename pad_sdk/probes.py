@@ -42,6 +42,7 @@ CANDIDATES: dict[str, Callable[[DistillSettings], dict[str, Any]]] = {
     "preset": lambda d: {},
     "datm": lambda d: {"selection_mode": "none"},
     "error_selection": lambda d: {"selection_mode": "error"},
+    "depth_half": lambda d: {"selection_mode": "depth", "selection_ratio": 0.5},
     "hard_labels": lambda d: {"soft_labels": False},
     "real_init": lambda d: {"pix_init": "real"},
     "lr_img_half": lambda d: {"lr_img": d.lr_img / 2},

@@ -157,11 +157,18 @@ def test_a_candidate_that_repeats_an_earlier_one_is_not_probed_again() -> None:
     assert one.distill.selection_ratio == 0.0
     run, same_as = distinct_candidates(("preset", "datm", "error_selection", "real_init"), one.distill)
     assert list(run) == ["preset", "real_init"] and same_as == {"datm": "preset", "error_selection": "preset"}
-    # at IPC 10 cpu-small starts as MTT does: hard labels and random real images are the preset's own
+    # at IPC 10 cpu-small starts as MTT does (hard labels and random real images are the preset's own), with a
+    # selection ratio of 0: its own candidates are the preset and the published depth cut
     small = pad_sdk.preset_config("cpu-small", 10)
-    run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "real_init", "lr_img_half"), small.distill)
-    assert list(run) == ["preset", "datm", "lr_img_half"]
-    assert same_as == {"hard_labels": "preset", "real_init": "preset"}
+    run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "real_init", "depth_half", "lr_img_half"),
+                                       small.distill)
+    assert list(run) == ["preset", "depth_half", "lr_img_half"]
+    assert run["depth_half"] == {"selection_mode": "depth", "selection_ratio": 0.5}
+    assert same_as == {"datm": "preset", "hard_labels": "preset", "real_init": "preset"}
+    assert list(distinct_candidates(small.auto.candidates, small.distill)[0]) == ["preset", "depth_half"]
+    # where the preset already cuts at 0.5 (the paper's IPC 10), depth_half repeats it
+    paper = pad_sdk.preset_config("paper", 10)
+    assert distinct_candidates(("preset", "depth_half"), paper.distill)[1] == {"depth_half": "preset"}
 
 
 def test_the_report_shows_the_probes_the_choice_and_the_subsets(digits: Any, auto_run: pad_sdk.DistillResult

@@ -158,16 +158,17 @@ def _quality_records(profile: str) -> list[dict[str, Any]]:
 
 # runs of a changed preset, shown in their own table (their pad row is not the matrix's pad)
 IPC50_START = "fmnist_quality.cpu.ipc50-herding.json"
-# the matrix re-run with the SDK default of issue #14's changes (bench_quality --tag v2-...): its own section
-CURRENT = "fmnist_quality.cpu.v2"
-SEPARATE = {IPC50_START, *(p.name for p in RESULTS.glob(f"{CURRENT}*.json"))}
+# the matrix re-run with the SDK default of issue #14's changes (bench_quality --tag v2-..., and v3-... after the
+# IPC-10 selection ratio went to 0): its own section
+CURRENT = "fmnist_quality.cpu.v[23]-*.json"
+SEPARATE = {IPC50_START, *(p.name for p in RESULTS.glob(CURRENT))}
 BAR = 0.3  # issue #14: the SDK default's mean may trail the best other row by at most this many points
 
 
 def current_matrix_section() -> list[str]:
     """The re-run matrix: every method per IPC, and the SDK default (pad) against the best other row, paired."""
     # oldest first (the time each record was last written), so a row measured again replaces the earlier one
-    records = sorted((json.loads(p.read_text()) for p in RESULTS.glob(f"{CURRENT}*.json")),
+    records = sorted((json.loads(p.read_text()) for p in RESULTS.glob(CURRENT)),
                      key=lambda record: record["timestamp"])
     if not records:
         return []
@@ -181,7 +182,7 @@ def current_matrix_section() -> list[str]:
     out = ["### The matrix again, with the SDK default of issue #14's changes", "",
            *(_provenance(r) for r in records), "",
            "Same profile and protocol as above; pad is the SDK default (probes on; cpu-small's IPC-1 hard labels, "
-           "IPC-10 MTT start and IPC-50 herding start). A row measured again replaces the earlier one; rows of one "
+           "IPC-10 MTT start, every parameter matched since `74fab36`, and IPC-50 herding start). A row measured again replaces the earlier one; rows of one "
            "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
            "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "
            "DATM's figure is the matrix's (78.9, below MTT).", "",

@@ -182,7 +182,8 @@ def current_matrix_section() -> list[str]:
     out = ["### The matrix again, with the SDK default of issue #14's changes", "",
            *(_provenance(r) for r in records), "",
            "Same profile and protocol as above; pad is the SDK default (probes on; cpu-small's IPC-1 hard labels, "
-           "IPC-10 MTT start, every parameter matched since `74fab36`, and IPC-50 herding start). A row measured again replaces the earlier one; rows of one "
+           "IPC-10 MTT start, every parameter matched since `74fab36`, and IPC-50 herding start). A row "
+           "measured again replaces the earlier one; rows of one "
            "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
            "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "
            "DATM's figure is the matrix's (78.9, below MTT).", "",

@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +226,7 @@ def run(ipc: int, variants: list[str], modes: list[str], out: Path, cache: Path 
                 per_run[-1][mode] = evaluate(stages, synthetic, mode, tests, networks, seed)
                 label = name if seeds == [0] else f"{name}@{seed}"  # LOG_LINE reads "name mode {...}"
                 print(label, mode, json.dumps(per_run[-1][mode]), flush=True)
-                done = [r for r in per_run if mode in r]
-                entry.setdefault("accuracy", {})[mode] = {
-                    test: float(np.mean([r[mode][test] for r in done])) for test in tests}
+                entry.setdefault("accuracy", {})[mode] = _mean_over_runs(per_run, mode, tests)
                 if seeds != [0]:
                     entry["per_run"], entry["seeds"] = per_run, seeds[:len(per_run)]
                 record["variants"][name] = entry
@@ -263,10 +262,16 @@ def merge(parts: list[Path], out: Path, logs: list[str]) -> None:
         header = {k: v for k, v in data.items() if k != "variants"}
         record["parts"].append(header)
         for name, entry in data["variants"].items():
-            key = f"{data['ipc']}:{name}"
+            key = f"ipc{data['ipc']}:{name}"
             entry = dict(entry, command=header["command"], commit=header["commit"])
-            record["variants"][f"ipc{key}"] = _by_seed(record["variants"].get(f"ipc{key}"), entry)
+            record["variants"][key] = _by_seed(record["variants"].get(key), entry)
     out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _mean_over_runs(per_run: list[dict[str, dict[str, float]]], mode: str, tests: Iterable[str]) -> dict[str, float]:
+    """Each test's accuracy in ``mode``, the mean over the runs that evaluated ``mode``."""
+    done = [run for run in per_run if mode in run]
+    return {test: float(np.mean([run[mode][test] for run in done])) for test in tests}
 
 
 def _seeds(entry: dict[str, Any]) -> list[int]:
@@ -284,8 +289,7 @@ def _by_seed(earlier: dict[str, Any] | None, entry: dict[str, Any]) -> dict[str,
     runs = sorted(zip(_seeds(earlier) + _seeds(entry), earlier["per_run"] + entry["per_run"], strict=True),
                   key=lambda run: run[0])
     per_run = [figures for _, figures in runs]
-    accuracy = {mode: {test: float(np.mean([r[mode][test] for r in per_run if mode in r])) for test in tests}
-                for mode, tests in entry["accuracy"].items()}
+    accuracy = {mode: _mean_over_runs(per_run, mode, tests) for mode, tests in entry["accuracy"].items()}
     joined = [*earlier.get("joined", []), {k: earlier[k] for k in ("command", "commit")}]
     return dict(entry, per_run=per_run, seeds=[seed for seed, _ in runs], accuracy=accuracy, joined=joined)
 

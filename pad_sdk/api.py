@@ -60,6 +60,8 @@ def _policy_overrides(policy: policies.RunPolicy | None) -> dict[str, Any]:
         experts.update(fiex="static", prune_hard=pad.hard_prune_ratio, prune_easy=pad.easy_prune_ratio)
     if pad.fiex is False:
         experts["fiex"] = "off"
+    elif pad.fiex is True:  # pinned on where the preset trains plain experts (cpu-small at IPC 1)
+        experts.setdefault("fiex", "scheduler")
     if pad.fiem is False:
         distill["selection_mode"] = "none"
     if pad.selection_mode is not None:

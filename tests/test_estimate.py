@@ -256,3 +256,16 @@ def test_the_verdict_judges_max_compute_cost_from_the_runs_measured_cost(
     # the same measurements under a budget smaller than what the run spent fail
     tight = policies.load_policy({"compression": {"ipc": 2}, "budget": {"max_compute_cost": rule.measured / 2}})
     assert tight.judge(result.measurements).rule("budget.max_compute_cost").status.value == "fail"
+
+
+@pytest.mark.usefixtures("estimate_on")
+def test_plain_experts_plan_no_scoring_unless_the_policy_pins_the_scheduler(
+        digits: tuple[np.ndarray, np.ndarray]) -> None:
+    # cpu-small trains plain experts at IPC 1 (presets._cpu_small_fiex): no difficulty scores are needed
+    images, labels = digits
+    plain = pad_sdk.plan(images, labels, ipc=1, preset="cpu-small", overrides=FEW_EVAL)
+    assert "scoring" not in [s.stage for s in plain.stages]
+    # a reviewer who pins PAD's first filter gets the scheduler, and the plan pays for its scoring
+    pinned = pad_sdk.plan(images, labels, ipc=1, preset="cpu-small", overrides=FEW_EVAL,
+                          policy={"compression": {"ipc": 1}, "pad": {"fiex": True}})
+    assert "scoring" in [s.stage for s in pinned.stages]

@@ -28,8 +28,8 @@ from pad_sdk.errors import (
     TrajectoryStoreError,
     WorkerError,
 )
-from pad_sdk.estimate import Plan
 from pad_sdk.exports import evaluate_export
+from pad_sdk.plans import Plan
 from pad_sdk.presets import available_presets, preset_config
 from pad_sdk.result import AccuracyReport, CondensedDataset, CondensedSet, DistillResult, load_condensed
 from pad_sdk.runtime import LocalRuntime

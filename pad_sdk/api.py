@@ -34,10 +34,12 @@ from pad_sdk.data import (  # noqa: F401  (re-exported: the names pipelines used
     splits_to_read,
 )
 from pad_sdk.errors import BudgetExhausted, ConfigError, DataError, translated_errors
-from pad_sdk.estimate import Plan, estimate_run, peak_rss_bytes
+from pad_sdk.estimate import estimate_run
+from pad_sdk.host import peak_rss_bytes
 from pad_sdk.measure import group_accuracy, measured_results
 from pad_sdk.methods import MethodContext, TrajectoryMatching, get_method
 from pad_sdk.pipeline import EventSink, Stages, resolve_device
+from pad_sdk.plans import Plan
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.probes import probe_settings, subset_as_set, subset_check
 from pad_sdk.progress import BudgetGuard, chain

@@ -10,7 +10,7 @@ import structlog
 import policies
 from pad_sdk.config import PadConfig
 from pad_sdk.errors import BudgetExceeded, BudgetExhausted
-from pad_sdk.estimate import MEASURED_STAGES, Plan, format_seconds
+from pad_sdk.plans import MEASURED_STAGES, Plan, format_seconds
 from pad_sdk.progress import BudgetGuard
 from pad_sdk.reports.cost import Prices
 

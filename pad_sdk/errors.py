@@ -125,7 +125,7 @@ class BudgetError(PadError):
 class BudgetExceeded(BudgetError, ValueError):
     """The estimate of a run breaks its budget: refused before any training (``force=True`` runs it anyway).
 
-    ``plan`` holds the whole estimate (a :class:`pad_sdk.estimate.Plan`); ``suggestions`` what to cut."""
+    ``plan`` holds the whole estimate (a :class:`pad_sdk.plans.Plan`); ``suggestions`` what to cut."""
 
     def __init__(self, message: str, *, budget: str, limit: float, estimate: float, plan: Any,
                  suggestions: list[str]) -> None:

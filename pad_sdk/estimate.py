@@ -20,199 +20,26 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
-import resource
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from pad_sdk.config import PadConfig
 from pad_sdk.core.params import flatten_params
 from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
 from pad_sdk.data import PreparedData
+from pad_sdk.host import RssSampler, load_average, load_notes, peak_rss_bytes, process_rss_bytes, usable_cpus
 from pad_sdk.pipeline import Stages, spills_trajectories
+from pad_sdk.plans import STAGE_ORDER, Plan, StageEstimate
 from pad_sdk.probes import planned_candidates
 from pad_sdk.reports.cost import Prices
 from pad_sdk.runtime import StartUpCosts
 
-# Stage names match the keys of ``DistillResult.timings``, so that a report can set estimate against actual.
-# stages a plan shows as measured, not estimated: they ran before the plan was made (or to make it)
-MEASURED_STAGES = ("load", "calibration")
-STAGE_ORDER = ("load", "calibration", "scoring", "experts", "probes", "distillation", "subset_check", "evaluation",
-               "full_reference")
 # Images per inference chunk: ``predict_logits``'s default, the chunk every stage's inference passes.
 FORWARD_BATCH: int = inspect.signature(predict_logits).parameters["batch_size"].default
-# What to cut when a stage is too expensive: the settings that scale it.
-CUTS = {
-    "scoring": "scoring.runs / scoring.epochs",
-    "experts": "experts.num_experts / experts.epochs",
-    "probes": "auto.probes=false or auto.fraction",
-    "distillation": "distill.iterations",
-    "subset_check": "auto.subset_check=false",
-    "evaluation": "evaluation.epochs / evaluation.seeds",
-    "full_reference": "evaluation.full_epochs=0",
-}
-SMALLER_PRESET = {"paper": "cpu-small", "cpu-small": "tiny"}
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class StageEstimate(_Frozen):
-    """One stage: seconds, extra host memory over the process baseline, bytes moved, money, and how."""
-
-    stage: str
-    seconds: float
-    work: str = Field(description="the counts multiplied, e.g. '6 experts x 20 epochs x 43,200 images'")
-    extra_host_bytes: int = 0
-    read_bytes: int = 0
-    written_bytes: int = 0
-    cost: float = 0.0
-
-
-class Plan(_Frozen):
-    """The estimate of one ``distill``/``sweep`` call (shared stages counted once). JSON-ready."""
-
-    ipcs: tuple[int, ...]
-    preset: str | None
-    device: str
-    hardware: Literal["cpu", "gpu"]
-    runtime: str
-    train_images: int
-    image_shape: tuple[int, int, int]
-    stages: tuple[StageEstimate, ...]
-    seconds: float
-    peak_host_bytes: int
-    peak_device_bytes: int | None = Field(description="None on a CPU (the host is the device)")
-    read_bytes: int
-    written_bytes: int
-    cost: float
-    currency: str
-    calibration: dict[str, float] = Field(description="measured seconds per unit of each kind of work")
-    load_average: float | None = Field(description="1-minute load average while calibrating, the higher of before "
-                                       "and after (noise indicator)")
-    cpus: int | None = Field(None, description="CPUs this process may use")
-    cpu_share: float | None = Field(None, description="CPU seconds the calibration got per wall second and torch "
-                                    "thread (near 1 on an idle machine; low when other processes took the CPUs)")
-    notes: tuple[str, ...] = Field((), description="what makes this estimate less certain (e.g. a loaded machine)")
-    over_budget: tuple[dict[str, Any], ...] = Field((), description="budgets the estimate breaks (by pad_sdk.plan)")
-    cuts: tuple[str, ...] = Field((), description="what to cut to fit the budget, when it is broken")
-
-    def stage(self, name: str) -> StageEstimate | None:
-        return next((s for s in self.stages if s.stage == name), None)
-
-    def line(self) -> str:
-        """The one-line summary that opens a run."""
-        parts = ", ".join(f"{s.stage} {format_seconds(s.seconds)}" for s in self.stages if s.seconds >= 0.5)
-        device = "" if self.peak_device_bytes is None else f", device peak {self.peak_device_bytes / 2**30:.2f} GiB"
-        notes = "".join(f"; {note}" for note in self.notes)
-        return (f"estimate: {format_seconds(self.seconds)} ({parts}); host peak {self.peak_host_bytes / 2**30:.2f} GiB"
-                f"{device}; reads {self.read_bytes / 1e6:,.1f} MB, writes {self.written_bytes / 1e6:,.1f} MB; "
-                f"{self.cost:,.4f} {self.currency}{notes}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def suggested_cuts(self) -> list[str]:
-        """What to cut, largest stage first, plus a smaller preset and a training subset."""
-        ranked = sorted((s for s in self.stages if s.stage in CUTS), key=lambda s: -s.seconds)
-        tips = [f"{s.stage} ({format_seconds(s.seconds)}): lower {CUTS[s.stage]}" for s in ranked[:3] if s.seconds > 0]
-        if self.preset in SMALLER_PRESET:
-            tips.append(f"a smaller preset (--preset {SMALLER_PRESET[self.preset]})")
-        tips.append(f"a training subset (fewer than the {self.train_images:,} training images: every stage but "
-                    "distillation scales with them)")
-        return tips
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def process_rss_bytes() -> int:
-    """Resident memory of this process now (``/proc``), else its peak so far (``getrusage``)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _load_average() -> float | None:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
-def _cpus() -> int | None:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
-
-
-def load_notes(load: float | None, cpus: int | None, cpu_share: float | None) -> tuple[str, ...]:
-    """What the plan says when its timings were taken on a busy machine. The calibration takes the fastest of a
-    few timings, so short bursts of other work do not count; a load that lasts the whole calibration does, and
-    the estimate then assumes it lasts the whole run. Whether it will is what no calibration can know."""
-    if load is None or cpus is None or load <= cpus:
-        return ()
-    share = "" if cpu_share is None else f", got {cpu_share:.0%} of its CPUs"
-    return (f"calibrated under load {load:.1f} on {cpus} CPUs{share}: the times assume that load lasts "
-            "(a quieter machine runs faster; plan again when it is quiet)",)
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (``getrusage``; kilobytes on Linux)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-class RssSampler:
-    """The highest resident memory of this process while a block runs, sampled every ``interval`` seconds by a
-    thread (torch releases the GIL in its kernels, so the thread sees memory a kernel holds). ``rise`` is that
-    peak above the resident memory when the block began, never negative; ``ru_maxrss`` also counts when the
-    block raised the process's high-water mark (a peak shorter than the interval)."""
-
-    def __init__(self, interval: float = 0.001) -> None:
-        self.interval = interval
-        self.start = 0
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, process_rss_bytes())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self.start = process_rss_bytes()
-        self.peak = self.start
-        self._high_water = peak_rss_bytes()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pad-rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak = max(self.peak, process_rss_bytes())
-        high_water = peak_rss_bytes()
-        if high_water > self._high_water:  # the block set a new high-water mark: that is its peak
-            self.peak = max(self.peak, high_water)
-
-    @property
-    def rise(self) -> int:
-        return max(0, self.peak - self.start)
 
 
 # Seconds measured in this process, by kind of work and what it depends on (see ``Calibration._timed``).
@@ -507,7 +334,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     """
     prices = prices or Prices()
     began = time.perf_counter()
-    load_before = _load_average()
+    load_before = load_average()
     cpu_began = time.process_time()
     first = stages_of(configs[0])
     cal = Calibration(first.data, first.device, max_ipc=max(cfg.ipc for cfg in configs))
@@ -529,9 +356,9 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     # every kind of work has run once: what the process holds now (data, torch, the allocator's working memory)
     # is every stage's floor; what a stage takes and gives back per call comes on top (its extra_host_bytes)
     floor = process_rss_bytes()
-    loads = [x for x in (load_before, _load_average()) if x is not None]
+    loads = [x for x in (load_before, load_average()) if x is not None]
     load = max(loads) if loads else None
-    cpus = _cpus()
+    cpus = usable_cpus()
     threads = max(1, min(torch.get_num_threads(), cpus or 1))
     cpu_share = round((time.process_time() - cpu_began) / max(calibration_seconds, 1e-9) / threads, 3) \
         if calibration_seconds > 0.5 else None  # a calibration found in this process's cache measures nothing

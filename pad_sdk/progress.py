@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from pad_sdk.errors import BudgetExhausted
-from pad_sdk.estimate import STAGE_ORDER, Plan, format_seconds
+from pad_sdk.plans import STAGE_ORDER, Plan, format_seconds
 
 log = structlog.get_logger("pad_sdk.progress")
 Clock = Callable[[], float]

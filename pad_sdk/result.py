@@ -159,7 +159,7 @@ class DistillResult:
     policy: Mapping[str, Any] | None = None
     measurements: Mapping[str, Any] = field(default_factory=dict)  # the measured results a policy judges
     decisions: Mapping[str, Any] = field(default_factory=dict)  # settings chosen during the run, with reasons
-    estimate: Mapping[str, Any] | None = None  # the run's opening estimate (``pad_sdk.estimate.Plan`` as a dict)
+    estimate: Mapping[str, Any] | None = None  # the run's opening estimate (``pad_sdk.plans.Plan`` as a dict)
 
     @property
     def partial(self) -> bool:

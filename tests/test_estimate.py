@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 import pad_sdk
 import policies
 from pad_sdk.demo import load_digits_arrays
-from pad_sdk.estimate import CUTS, Plan, StageEstimate, load_notes
+from pad_sdk.host import load_notes
+from pad_sdk.plans import CUTS, Plan, StageEstimate
 from pad_sdk.progress import BudgetGuard, ProgressLog
 from pad_sdk.reports import build_report
 
@@ -196,7 +197,7 @@ def test_switching_the_opening_estimate_off_skips_the_calibration_but_keeps_the_
 def test_the_rss_sampler_sees_memory_a_block_takes_and_gives_back() -> None:
     import torch
 
-    from pad_sdk.estimate import RssSampler
+    from pad_sdk.host import RssSampler
 
     size = 96 * 2**20
     with RssSampler() as sampled:

@@ -148,7 +148,7 @@ class _Bars:
         self.run_task = progress.add_task("run (estimating)", total=None)
 
     def __call__(self, stage: str, done: int, total: int, **facts: Any) -> None:
-        from pad_sdk.estimate import format_seconds
+        from pad_sdk.plans import format_seconds
         from pad_sdk.progress import fraction_done
 
         if stage == "plan":

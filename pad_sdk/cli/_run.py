@@ -218,7 +218,7 @@ def show_plan(opts: RunOptions, ipcs: list[int] | None, as_json: bool) -> int:
     from rich.table import Table
 
     from pad_sdk.api import plan
-    from pad_sdk.estimate import format_seconds
+    from pad_sdk.plans import format_seconds
 
     runtime = _runtime(opts)
     try:

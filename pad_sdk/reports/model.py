@@ -163,7 +163,7 @@ def estimate_section(results: Sequence[DistillResult]) -> EstimateSection | None
 
 
 def _plan_line(plan: Mapping[str, Any]) -> str:
-    from pad_sdk.estimate import Plan
+    from pad_sdk.plans import Plan
 
     return Plan.model_validate(plan).line()
 

@@ -279,10 +279,19 @@ def _seeds(entry: dict[str, Any]) -> list[int]:
     return entry.get("seeds", list(range(len(entry.get("per_run", [None])))))
 
 
+def _with_runs(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of seed 0 alone (``run`` writes no ``per_run`` then) with its figures as seed 0's run."""
+    if "per_run" in entry or "accuracy" not in entry:
+        return entry
+    return dict(entry, per_run=[entry["accuracy"]], seeds=[0])
+
+
 def _by_seed(earlier: dict[str, Any] | None, entry: dict[str, Any]) -> dict[str, Any]:
     """``entry``, or, when it measured other seeds of the same changes than ``earlier``, both together: per-seed
     figures joined in seed order, the means taken again, the earlier command and commit kept in ``joined``.
     The same seed measured again replaces the earlier entry as a whole."""
+    entry = _with_runs(entry)
+    earlier = _with_runs(earlier) if earlier is not None else None
     if (earlier is None or earlier.get("changes") != entry.get("changes") or "per_run" not in earlier
             or "per_run" not in entry or set(_seeds(earlier)) & set(_seeds(entry))):
         return entry

@@ -682,7 +682,9 @@ def starts_section() -> list[str]:
                        f"`{variant['commit']}` |")
     out += ["", f"Commands per part in `results/{STARTS}`. The mean over the seeds is shown; each seed's figures are "
             "in the record. Choices are made on the extra validation images (training data); the holdout is "
-            "reported, never used to choose.", ""]
+            "reported, never used to choose. A variant changes the preset as it was at its commit: at IPC 50, "
+            "`preset` and `preset_plain` ran before the preset itself trained plain experts there (`7cd4a68`), "
+            "so `preset` there is the data scheduler's experts.", ""]
     return out
 
 

@@ -183,7 +183,7 @@ def current_matrix_section() -> list[str]:
            *(_provenance(r) for r in records), "",
            "Same profile and protocol as above; pad is the SDK default (probes on; cpu-small's IPC-1 hard labels, "
            "on plain experts since `d3c7818`, IPC-10 MTT start, every parameter matched since `74fab36`, and "
-           "IPC-50 herding start). A row "
+           "IPC-50 herding start, on plain experts since `7cd4a68`). A row "
            "measured again replaces the earlier one; rows of one "
            "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
            "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "

@@ -152,6 +152,9 @@ def test_a_candidate_that_repeats_an_earlier_one_is_not_probed_again() -> None:
     assert large.distill.soft_labels is False
     run, same_as = distinct_candidates(("preset", "datm", "hard_labels", "real_init"), large.distill)
     assert list(run) == ["preset", "datm", "real_init"] and same_as == {"hard_labels": "preset"}
+    # its own candidates leave out random real images, which lost to the herding start at every seed
+    assert list(distinct_candidates(large.auto.candidates, large.distill)[0]) == ["preset", "datm",
+                                                                                  "error_selection"]
     # with a selection ratio of 0 (PAD at IPC 1) every selection mode compares every parameter
     one = pad_sdk.preset_config("cpu-small", 1)
     assert one.distill.selection_ratio == 0.0

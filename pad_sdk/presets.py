@@ -159,7 +159,7 @@ def _cpu_small(ipc: int) -> dict[str, Any]:
     elif nearest_official_ipc(ipc) >= 50:
         # random real images never win from the herding start: on the validation split of the IPC-50 runs
         # (results/fmnist_quality.cpu.v4-ipc50-pad-s*.log) real_init scored 84.0 / 82.7 / 82.7 % against the
-        # preset's 84.7 / 87.0 / 83.7, and a probe costs ~95 s of a run's ~1,000 on one core
+        # preset's 84.7 / 87.0 / 83.7; four probes cost 377 s beside 1,146 s for the rest of a run on one core
         auto["candidates"] = ("preset", "datm", "error_selection")
     return {
         "ipc": ipc,

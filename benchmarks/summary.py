@@ -684,7 +684,8 @@ def starts_section() -> list[str]:
             "in the record. Choices are made on the extra validation images (training data); the holdout is "
             "reported, never used to choose. A variant changes the preset as it was at its commit: at IPC 50, "
             "`preset` and `preset_plain` ran before the preset itself trained plain experts there (`7cd4a68`), "
-            "so `preset` there is the data scheduler's experts.", ""]
+            "so `preset` there is the data scheduler's experts; `init` and `lr_img3` there ran after it, on plain "
+            "experts.", ""]
     return out
 
 

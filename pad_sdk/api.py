@@ -62,7 +62,7 @@ def _policy_overrides(policy: policies.RunPolicy | None) -> dict[str, Any]:
         experts.update(fiex="static", prune_hard=pad.hard_prune_ratio, prune_easy=pad.easy_prune_ratio)
     if pad.fiex is False:
         experts["fiex"] = "off"
-    elif pad.fiex is True:  # pinned on where the preset trains plain experts (cpu-small at IPC 1)
+    elif pad.fiex is True:  # pinned on where the preset trains plain experts (cpu-small at IPC 1, >= 50)
         experts.setdefault("fiex", "scheduler")
     if pad.fiem is False:
         distill["selection_mode"] = "none"

@@ -136,27 +136,27 @@ def _cpu_small_published(ipc: int) -> dict[str, Any]:
     )
 
 
-def _cpu_small_fiex(ipc: int) -> str:
-    """``cpu-small``'s first filter at ``ipc``: plain experts (trained on every image from the first epoch) at
-    IPC 1 and >= 50, the data scheduler at IPC 10. Measured on 5,000 training images outside the run's data
-    (results/fmnist_diagnosis.cpu-starts.json, 2 networks per seed), the preset's own start on plain experts
+def _cpu_small_fiex(official: int) -> str:
+    """``cpu-small``'s first filter at the official IPC ``official``: plain experts (trained on every image from
+    the first epoch) at IPC 1 and >= 50, the data scheduler at IPC 10. Measured on 5,000 training images
+    outside the run's data (results/fmnist_diagnosis.cpu-starts.json, 2 networks per seed), the preset's own start on plain experts
     against the scheduler's: IPC 1 71.9 / 68.6 / 69.2 % against 71.8 / 68.4 / 68.5 (paired +0.1 / +0.2 / +0.6);
     IPC 50 83.7 / 83.9 / 83.5 / 84.0 against 83.9 / 83.3 / 83.0 / 83.5 (-0.3 / +0.6 / +0.5 / +0.6). 20-epoch
     experts that learn from a share of the data first gain nothing at these sizes, and plain ones skip the
     scoring stage. IPC 10 keeps the scheduler: one seed of plain experts there (80.4 against 80.0 %) is too
     little to change a default the bar is met with."""
-    official = nearest_official_ipc(ipc)
     return "off" if official == 1 or official >= 50 else "scheduler"
 
 
 def _cpu_small(ipc: int) -> dict[str, Any]:
     distill = {**_cpu_small_published(ipc), **_cpu_start(ipc)}
     auto: dict[str, Any] = {"validation_fraction": 0.1, "fraction": 0.1}
-    if nearest_official_ipc(ipc) == 10:
+    official = nearest_official_ipc(ipc)
+    if official == 10:
         # the start's selection ratio is 0 (datm and error_selection would repeat it; MTT's start makes
         # hard_labels and real_init the preset's own): the validation split weighs the published depth cut
         auto["candidates"] = ("preset", "depth_half")
-    elif nearest_official_ipc(ipc) >= 50:
+    elif official >= 50:
         # random real images never win from the herding start: on the validation split of the IPC-50 runs
         # (results/fmnist_quality.cpu.v4-ipc50-pad-s*.log) real_init scored 84.0 / 82.7 / 82.7 % against the
         # preset's 84.7 / 87.0 / 83.7; four probes cost 377 s beside 1,146 s for the rest of a run on one core
@@ -166,7 +166,7 @@ def _cpu_small(ipc: int) -> dict[str, Any]:
         "network": {"width": 64},
         "scoring": {"runs": 2, "epochs": 10, "batch_size": 32},
         "experts": {"num_experts": 6, "epochs": _CPU_SMALL_EXPERT_EPOCHS, "batch_size": 64, "lr": 0.01,
-                    "fiex": _cpu_small_fiex(ipc)},
+                    "fiex": _cpu_small_fiex(official)},
         "distill": distill,
         "evaluation": {"epochs": 300, "seeds": 3, "full_epochs": 30, "batch_size": 128},
         # settings chosen on a validation split (10 % of the training data), probes of 10 % of the iterations

@@ -36,10 +36,9 @@ class TrajectoryMatching:
             distill.update(published_start(preset, ipc))
         if self.mtt:
             distill.update(MTT_START)
-        # with fiex on, the experts are the preset's (cpu-small trains plain ones where its short experts gain
-        # nothing from the scheduler); with it off, plain experts
-        overrides: dict[str, Any] = {"distill": distill} if self.fiex else {"experts": {"fiex": "off"},
-                                                                            "distill": distill}
+        overrides: dict[str, Any] = {"distill": distill}
+        if not self.fiex:  # with fiex on the experts are the preset's (cpu-small's are plain at IPC 1 and >= 50)
+            overrides["experts"] = {"fiex": "off"}
         if (self.fiex, self.fiem, self.mtt) != (True, True, False):
             # DATM, MTT and the ablations are fixed methods: only the SDK default (pad) chooses its settings
             overrides["auto"] = {"probes": False}

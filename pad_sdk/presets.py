@@ -137,14 +137,14 @@ def _cpu_small_published(ipc: int) -> dict[str, Any]:
 
 
 def _cpu_small_fiex(official: int) -> str:
-    """``cpu-small``'s first filter at the official IPC ``official``: plain experts (trained on every image from
-    the first epoch) at IPC 1 and >= 50, the data scheduler at IPC 10. Measured on 5,000 training images
-    outside the run's data (results/fmnist_diagnosis.cpu-starts.json, 2 networks per seed), the preset's own start on plain experts
-    against the scheduler's: IPC 1 71.9 / 68.6 / 69.2 % against 71.8 / 68.4 / 68.5 (paired +0.1 / +0.2 / +0.6);
-    IPC 50 83.7 / 83.9 / 83.5 / 84.0 against 83.9 / 83.3 / 83.0 / 83.5 (-0.3 / +0.6 / +0.5 / +0.6). 20-epoch
-    experts that learn from a share of the data first gain nothing at these sizes, and plain ones skip the
-    scoring stage. IPC 10 keeps the scheduler: one seed of plain experts there (80.4 against 80.0 %) is too
-    little to change a default the bar is met with."""
+    """``cpu-small``'s first filter at the official IPC ``official``: plain experts (trained on every image
+    from the first epoch) at IPC 1 and >= 50, the data scheduler at IPC 10. Measured on 5,000 training images
+    outside the run's data (results/fmnist_diagnosis.cpu-starts.json, 2 networks per seed), the preset's own
+    start on plain experts against the scheduler's: IPC 1 71.9 / 68.6 / 69.2 % against 71.8 / 68.4 / 68.5
+    (paired +0.1 / +0.2 / +0.6); IPC 50 83.7 / 83.9 / 83.5 / 84.0 against 83.9 / 83.3 / 83.0 / 83.5 (-0.3 /
+    +0.6 / +0.5 / +0.6). 20-epoch experts that learn from a share of the data first gain nothing at these
+    sizes, and plain ones skip the scoring stage. IPC 10 keeps the scheduler: one seed of plain experts there
+    (80.4 against 80.0 %) is too little to change a default the bar is met with."""
     return "off" if official == 1 or official >= 50 else "scheduler"
 
 

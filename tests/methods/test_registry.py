@@ -90,7 +90,7 @@ def test_where_cpu_small_changes_the_start_datm_and_mtt_keep_their_published_one
     pad, datm, mtt = (_config(get_method(n), ipc=50)["distill"]  # type: ignore[arg-type]
                       for n in ("pad", "datm", "mtt"))
     start = ("pix_init", "soft_labels", "lr_img", "learn_lr")
-    assert tuple(pad[k] for k in start) == ("herding", False, 10.0, False)
+    assert tuple(pad[k] for k in start) == ("herding", False, 3.0, False)
     assert tuple(datm[k] for k in start) == ("correct", True, 1000.0, True)  # DATM's CIFAR-10 IPC 50 settings
     assert tuple(mtt[k] for k in start) == ("real", False, 1000.0, True)
     # at IPC 10 the preset starts as MTT does (hard labels, random real images, the whole window, no threshold);

@@ -159,8 +159,9 @@ def _quality_records(profile: str) -> list[dict[str, Any]]:
 # runs of a changed preset, shown in their own table (their pad row is not the matrix's pad)
 IPC50_START = "fmnist_quality.cpu.ipc50-herding.json"
 # the matrix re-run with the SDK default of issue #14's changes (bench_quality --tag v2-..., and v3-... after the
-# IPC-10 selection ratio went to 0, v4-... after IPC 1 went to plain experts): its own section
-CURRENT = "fmnist_quality.cpu.v[234]-*.json"
+# IPC-10 selection ratio went to 0, v4-... after IPC 1 went to plain experts, v5-... after IPC 50's lr_img went to 3):
+# its own section
+CURRENT = "fmnist_quality.cpu.v[2345]-*.json"
 SEPARATE = {IPC50_START, *(p.name for p in RESULTS.glob(CURRENT))}
 BAR = 0.3  # issue #14: the SDK default's mean may trail the best other row by at most this many points
 
@@ -183,7 +184,7 @@ def current_matrix_section() -> list[str]:
            *(_provenance(r) for r in records), "",
            "Same profile and protocol as above; pad is the SDK default (probes on; cpu-small's IPC-1 hard labels, "
            "on plain experts since `d3c7818`, IPC-10 MTT start, every parameter matched since `74fab36`, and "
-           "IPC-50 herding start, on plain experts since `7cd4a68`). A row "
+           "IPC-50 herding start, on plain experts since `7cd4a68`, at lr_img 3 since `e51d891`). A row "
            "measured again replaces the earlier one; rows of one "
            "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
            "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "

@@ -187,8 +187,7 @@ def current_matrix_section() -> list[str]:
            "IPC-50 herding start, on plain experts since `7cd4a68`, at lr_img 3 since `e51d891`). A row "
            "measured again replaces the earlier one; rows of one "
            "method split over processes (`--seeds`) are put together by seed, so a row can hold seeds of two "
-           "commits (their lines above). A cell marked not run was not re-run in the session's time: at IPC 10 "
-           "DATM's figure is the matrix's (78.9, below MTT).", "",
+           "commits (their lines above). A cell marked not run was not re-run in this matrix.", "",
            "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---:|" * len(ipcs)]
     methods = list(dict.fromkeys([*MATRIX, "kcenter", *(m for m, _ in rows)]))
     for method in methods:

@@ -55,7 +55,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr_img100": {"lr_img": 100.0},
     "lr_img300": {"lr_img": 300.0},
     "lr_img3000": {"lr_img": 3000.0},
-    "lr_img3": {"lr_img": 3.0},  # IPC 50's herding start moved less (its preset is lr_img 10)
+    # IPC 50's herding start at smaller image steps (3 became the preset's in e51d891; it was 10)
+    "lr_img3": {"lr_img": 3.0},
     "lr_img1": {"lr_img": 1.0},
     "hard_labels": {"soft_labels": False},
     "fixed_labels": {"learn_labels": False},

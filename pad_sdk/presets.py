@@ -111,9 +111,8 @@ _CPU_MID_IPC_START: dict[str, Any] = dict(MTT_START, selection_ratio=0.0)
 _CPU_LARGE_IPC_START: dict[str, Any] = dict(pix_init="herding", soft_labels=False, lr_img=3.0, learn_lr=False)
 
 
-def _cpu_start(ipc: int) -> dict[str, Any]:
-    """The start settings ``cpu-small`` changes from the published ones at ``ipc`` (empty: none)."""
-    official = nearest_official_ipc(ipc)
+def _cpu_start(official: int) -> dict[str, Any]:
+    """The start settings ``cpu-small`` changes from the published ones at the official IPC ``official``."""
     if official >= 50:
         return dict(_CPU_LARGE_IPC_START)
     return dict(_CPU_SMALL_IPC_START if official == 1 else _CPU_MID_IPC_START)
@@ -153,9 +152,9 @@ def _cpu_small_fiex(official: int) -> str:
 
 
 def _cpu_small(ipc: int) -> dict[str, Any]:
-    distill = {**_cpu_small_published(ipc), **_cpu_start(ipc)}
-    auto: dict[str, Any] = {"validation_fraction": 0.1, "fraction": 0.1}
     official = nearest_official_ipc(ipc)
+    distill = {**_cpu_small_published(ipc), **_cpu_start(official)}
+    auto: dict[str, Any] = {"validation_fraction": 0.1, "fraction": 0.1}
     if official == 10:
         # the start's selection ratio is 0 (datm and error_selection would repeat it; MTT's start makes
         # hard_labels and real_init the preset's own): the validation split weighs the published depth cut
@@ -185,7 +184,7 @@ def published_start(preset: str, ipc: int) -> dict[str, Any]:
     if preset != "cpu-small":
         return {}
     published = _cpu_small_published(ipc)
-    return {key: published[key] for key in _cpu_start(ipc)}
+    return {key: published[key] for key in _cpu_start(nearest_official_ipc(ipc))}
 
 
 def _tiny(ipc: int) -> dict[str, Any]:

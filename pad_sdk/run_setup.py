@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 import torch
 from pydantic import ValidationError
 
@@ -22,8 +21,6 @@ from pad_sdk.plans import Plan
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.reports.cost import Prices
 from pad_sdk.runtime import LocalRuntime, Runtime, resolve_runtime
-
-log = structlog.get_logger(__name__)
 
 
 def policy_overrides(policy: policies.RunPolicy | None) -> dict[str, Any]:
@@ -61,7 +58,6 @@ def resolve_ipc(ipc: int | None, policy: policies.RunPolicy | None, raw: RawData
         return policy.compression.resolve(counts, per_image, stored).ipc
 
 
-
 @dataclass
 class Run:
     """What a run reads and decides before any training: the method, policy, data, settings, contexts."""
@@ -72,7 +68,6 @@ class Run:
     policy: policies.RunPolicy | None
     raw: RawData
     configs: list[PadConfig]
-    loader: Runtime
     make_context: Any
     contexts: dict[bool, MethodContext] = field(default_factory=dict)  # per ZCA setting: data and shared caches
 
@@ -83,10 +78,10 @@ class Run:
 
 
 def setup_run(source: Any, labels: Any, *, ipcs: list[int] | None, preset: str, overrides: Mapping[str, Any] | None,
-           config: Any, policy: Any, test_images: Any, test_labels: Any, class_names: Any, holdout_fraction: float,
-           seed: int, trajectory_store: str | None, storage_options: Mapping[str, Any] | None,
-           on_event: EventSink | None, runtime: Runtime | str | None, method: str, fallback: str,
-           source_options: Mapping[str, Any]) -> Run:
+              config: Any, policy: Any, test_images: Any, test_labels: Any, class_names: Any, holdout_fraction: float,
+              seed: int, trajectory_store: str | None, storage_options: Mapping[str, Any] | None,
+              on_event: EventSink | None, runtime: Runtime | str | None, method: str, fallback: str,
+              source_options: Mapping[str, Any]) -> Run:
     """Validate the arguments, read the data and build the settings: everything before the first stage."""
     if fallback not in ("none", "subset"):
         raise ConfigError(f"fallback must be 'none' or 'subset', got {fallback!r}", field="fallback", value=fallback)
@@ -109,7 +104,7 @@ def setup_run(source: Any, labels: Any, *, ipcs: list[int] | None, preset: str, 
                              runtime=engine, trajectory_store=trajectory_store, storage_options=storage_options,
                              validation_fraction=cfg.auto.validation_fraction)
 
-    return Run(engine, chosen, trajectory, run_policy, raw, configs, loader, make_context)
+    return Run(engine, chosen, trajectory, run_policy, raw, configs, make_context)
 
 
 def read_prices(prices: Prices | Mapping[str, Any] | None) -> Prices:

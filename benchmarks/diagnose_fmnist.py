@@ -33,9 +33,9 @@ import torch
 
 from benchmarks._meta import commit, stamp
 from benchmarks.bench_quality import FMNIST, PROFILES, load_fashion_mnist
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.core.params import ParamSpec
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.core.synthetic import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.core.training import LabelledImages, measure_accuracy, predict_logits, train_network
 from pad_sdk.data import RawData, load_source, prepare
 from pad_sdk.methods import MethodContext

@@ -18,9 +18,9 @@ from typing import Any
 
 import structlog
 
-from pad_sdk.core.distill import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.core.evaluate import SeedStatistics, evaluate_set
 from pad_sdk.core.seeding import derive_seed
+from pad_sdk.core.synthetic import HARD_LABEL_LOGIT, SyntheticSet
 from pad_sdk.data import ArrayLike, prepare, read_input
 from pad_sdk.methods import Method, MethodContext, get_method, method_label
 from pad_sdk.pipeline import EventSink

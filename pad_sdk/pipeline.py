@@ -19,7 +19,7 @@ from torch import nn
 
 from pad_sdk.config import ComputeSettings, PadConfig
 from pad_sdk.core.augment import DiffAugment
-from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet, initialise_synthetic
+from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord
 from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
 from pad_sdk.core.experts import ExpertPlan, train_expert
 from pad_sdk.core.images import Images
@@ -28,6 +28,7 @@ from pad_sdk.core.params import ParamSpec
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.scoring import ScoringRecipe, class_orders, el2n_run, el2n_scores
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.core.synthetic import SyntheticSet, initialise_synthetic
 from pad_sdk.core.training import Accuracy, TrainRecipe
 from pad_sdk.data import Normalisation, PreparedData, to_float_images, to_labels  # noqa: F401  (re-exported)
 from pad_sdk.errors import BudgetExhausted, ConfigError

@@ -27,11 +27,12 @@ import torch
 from pad_sdk.config import DistillSettings as DistillConfig
 from pad_sdk.config import PadConfig
 from pad_sdk.core.coresets import embed, per_class
-from pad_sdk.core.distill import DistillSettings, ExpertSource, SyntheticSet, hard_label_set
+from pad_sdk.core.distill import DistillSettings, ExpertSource
 from pad_sdk.core.evaluate import random_subset
 from pad_sdk.core.matching import ParameterSelection
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.seeding import derive_seed, make_generator, seeded
+from pad_sdk.core.synthetic import SyntheticSet, hard_label_set
 from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.presets import MTT_START
 

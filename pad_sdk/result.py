@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 
 import connectors
 from pad_sdk.config import PadConfig
-from pad_sdk.core.distill import SyntheticSet, hard_label_set
 from pad_sdk.core.evaluate import EvalResult
+from pad_sdk.core.synthetic import SyntheticSet, hard_label_set
 from pad_sdk.data import Normalisation
 from pad_sdk.errors import ConfigError, translated_errors
 

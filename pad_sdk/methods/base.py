@@ -18,11 +18,12 @@ from typing import Any, Protocol, cast
 import torch
 
 from pad_sdk.config import PadConfig
-from pad_sdk.core.distill import ExpertSource, SyntheticSet, hard_label_set
+from pad_sdk.core.distill import ExpertSource
 from pad_sdk.core.networks import Network
 from pad_sdk.core.params import load_flat_params
 from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
+from pad_sdk.core.synthetic import SyntheticSet, hard_label_set
 from pad_sdk.data import PreparedData, with_validation
 from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key, spills_trajectories
 from pad_sdk.presets import merge_settings, preset_config

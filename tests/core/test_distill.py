@@ -8,11 +8,12 @@ import torch
 from pad_sdk.config import DistillSettings
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.coresets import embed, per_class
-from pad_sdk.core.distill import Distiller, SyntheticSet, initialise_synthetic, start_epoch_bound
+from pad_sdk.core.distill import Distiller, start_epoch_bound
 from pad_sdk.core.experts import ExpertPlan, train_expert
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec, load_flat_params
 from pad_sdk.core.seeding import make_generator, seeded
+from pad_sdk.core.synthetic import SyntheticSet, initialise_synthetic
 from pad_sdk.core.training import LabelledImages, TrainRecipe
 
 

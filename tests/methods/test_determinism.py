@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pad_sdk.core.distill import HARD_LABEL_LOGIT
+from pad_sdk.core.synthetic import HARD_LABEL_LOGIT
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.methods import MethodContext, get_method
 from pad_sdk.pipeline import Normalisation, PreparedData

@@ -22,13 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pad_sdk.config import DistillSettings
-from pad_sdk.core.distill import (
-    HARD_LABEL_LOGIT,
-    _expert_label_logits,
-    _first_correct,
-    initial_label_logits,
-    start_epoch_bound,
-)
+from pad_sdk.core.distill import start_epoch_bound
 from pad_sdk.core.matching import (
     UNROLL_MODES,
     ParameterSelection,
@@ -41,6 +35,12 @@ from pad_sdk.core.matching import (
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec, functional_forward
 from pad_sdk.core.scheduler import DataSchedule
+from pad_sdk.core.synthetic import (
+    HARD_LABEL_LOGIT,
+    _expert_label_logits,
+    _first_correct,
+    initial_label_logits,
+)
 from pad_sdk.core.training import LabelledImages
 
 FIXTURES = Path(__file__).parent / "fixtures"

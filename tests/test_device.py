@@ -96,3 +96,35 @@ def test_matching_methods_and_coresets_put_their_networks_on_the_device(digits: 
         assert device_sim.CONVOLUTIONS.get("host", 0) == 0 and device_sim.CONVOLUTIONS["device"] > 0
     assert synthetic.images.device.type == "cpu" and synthetic.images.shape == (10, 1, 8, 8)
     assert Stages(context.config(1), data).device.type == "meta"
+
+
+def test_validation_stages_and_the_herding_start_run_on_the_device(digits: Any) -> None:
+    """Stages added after the first GPU run: the probes, the subset check and its fallback (validation split),
+    and the herding start (cpu-small's at IPC >= 50). On the device they give what the host run gives."""
+    images, labels, names = digits
+    overrides = {**SMALL, "distill": {**SMALL["distill"], "pix_init": "herding"},
+                 "auto": {"validation_fraction": 0.2, "candidates": ("preset", "datm", "hard_labels"), "fraction": 0.5}}
+
+    def run(device: str) -> pad_sdk.DistillResult:
+        return pad_sdk.distill(images, labels, ipc=1, preset="tiny", class_names=names, method="pad", seed=1,
+                               fallback="subset", overrides={**overrides, "device": device})
+
+    with device_sim.simulated_device():
+        on_device = run("meta")
+        assert device_sim.CONVOLUTIONS.get("host", 0) == 0 and device_sim.CONVOLUTIONS["device"] > 0
+    on_host = run("cpu")
+    probes, check = on_device.decisions["probes"], on_device.decisions["subset_check"]
+    assert [p["name"] for p in probes["probes"]] == ["preset", "datm", "hard_labels"]
+    assert set(check["subsets"]) == {"herding", "kcenter", "random"}
+    for key in ("probes", "subset_check"):  # the same choices from the same numbers, seconds aside
+        assert _without_seconds(on_device.decisions[key]) == _without_seconds(on_host.decisions[key])
+    assert on_device.decisions.get("fallback") == on_host.decisions.get("fallback")
+    assert torch.equal(on_device.images, on_host.images) and on_device.images.device.type == "cpu"
+
+
+def _without_seconds(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value

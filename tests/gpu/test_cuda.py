@@ -60,6 +60,21 @@ def test_other_methods_run_on_cuda(digits: Any, method: str) -> None:
     assert synthetic.images.shape == (10, 1, 8, 8) and torch.isfinite(synthetic.images).all()
 
 
+def test_probes_subset_check_and_the_herding_start_run_on_cuda(digits: Any) -> None:
+    """The validation-split stages (probes, subset check, subset fallback) and the herding start on CUDA."""
+    images, labels, names = digits
+    overrides = {**SMALL, "distill": {**SMALL["distill"], "pix_init": "herding"}, "compute": {"tf32": False},
+                 "auto": {"validation_fraction": 0.2, "candidates": ("preset", "datm"), "fraction": 0.5}}
+    runs = {device: pad_sdk.distill(images, labels, ipc=1, preset="tiny", class_names=names, method="pad", seed=1,
+                                    fallback="subset", overrides={**overrides, "device": device})
+            for device in ("cuda", "cpu")}
+    gpu, cpu = runs["cuda"], runs["cpu"]
+    assert [p["name"] for p in gpu.decisions["probes"]["probes"]] == ["preset", "datm"]
+    assert set(gpu.decisions["subset_check"]["subsets"]) == {"herding", "kcenter", "random"}
+    assert gpu.images.device.type == "cpu" and torch.isfinite(gpu.images).all()
+    assert abs(gpu.decisions["subset_check"]["condensed"] - cpu.decisions["subset_check"]["condensed"]) < 0.15
+
+
 def test_auto_unroll_keeps_the_peak_under_a_small_budget_on_cuda() -> None:
     device = torch.device("cuda")
     net = seeded(0, lambda: create_network("convnet", in_channels=1, num_classes=10, image_size=(28, 28), width=128,

@@ -128,3 +128,14 @@ def _without_seconds(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_seconds(v) for v in value]
     return value
+
+
+def test_the_plan_calibrates_on_the_device(digits: Any) -> None:
+    """The estimate times the run's kinds of work on the run's device, so its calibration must place them there."""
+    images, labels, names = digits
+    with device_sim.simulated_device():
+        plan = pad_sdk.plan(images, labels, ipcs=[1, 5], preset="tiny", class_names=names, method="pad",
+                            overrides={**SMALL, "device": "meta"})
+        assert device_sim.CONVOLUTIONS.get("host", 0) == 0 and device_sim.CONVOLUTIONS["device"] > 0
+    assert plan.device == "meta" and plan.ipcs == (1, 5)
+    assert any(stage.stage == "calibration" and stage.seconds > 0 for stage in plan.stages)

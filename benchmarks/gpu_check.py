@@ -15,7 +15,8 @@ Parts:
   its distance to the CPU record's accuracy for the same seed.
 - ``speed``: seconds per distillation iteration and peak device memory for IPC 10 / 50 (batch_syn 100 / 500)
   and N 20 / 40 / 80, unroll full / recompute / auto, with each iteration's loss (equal loss curves); then
-  each compute option on and off: TF32 (distillation), bf16 autocast (expert training, images per second).
+  each compute option on and off: TF32 (distillation), bf16 autocast (expert training, images per second),
+  ``compute.experts_at_once`` 1 / 4 / 8 / 16 (experts trained together, images per second of all of them).
 - ``quality``: a mid budget (10,000 training images, width 128, 8 experts x 20 epochs, 400 iterations of N 30,
   300 evaluation epochs) for pad, datm, mtt, herding and random at IPC 10, one seed.
 - ``tests``: ``pytest -m gpu tests/gpu`` (skips everything without CUDA).
@@ -163,6 +164,33 @@ def _expert_throughput(device: torch.device, *, width: int, images: int, side: i
     return images * epochs / (time.perf_counter() - began)
 
 
+def _group_throughput(device: torch.device, *, width: int, images: int, side: int, at_once: int) -> float:
+    """Images per second (all experts together) of ``at_once`` experts trained in one vectorised step, one
+    epoch each after a warm-up epoch; ``at_once`` 1 is the one-at-a-time path (pad_sdk.core.experts)."""
+    from pad_sdk.core.augment import DiffAugment
+    from pad_sdk.core.experts import ExpertPlan, train_expert_group
+    from pad_sdk.core.networks import create_network
+    from pad_sdk.core.seeding import make_generator
+    from pad_sdk.core.training import LabelledImages, TrainRecipe
+
+    g = make_generator(0)
+    data = LabelledImages(torch.randn(images, 1, side, side, generator=g).to(device),
+                          torch.randint(0, 10, (images,), generator=g).to(device), 10)
+
+    def build() -> torch.nn.Module:
+        return create_network("convnet", in_channels=1, num_classes=10, image_size=(side, side), width=width,
+                              depth=3)
+
+    recipe = TrainRecipe(epochs=1, lr=0.01, batch_size=128)
+    seeds = list(range(at_once))
+    train_expert_group(data, build, recipe, ExpertPlan(), seeds=seeds, augment=DiffAugment(), device=device)
+    _sync(device)
+    began = time.perf_counter()
+    train_expert_group(data, build, recipe, ExpertPlan(), seeds=seeds, augment=DiffAugment(), device=device)
+    _sync(device)
+    return at_once * images / (time.perf_counter() - began)
+
+
 def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     from pad_sdk.config import ComputeSettings
     from pad_sdk.pipeline import compute_mode
@@ -210,10 +238,16 @@ def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], N
             bf16[str(flag)] = {"images_per_s": _expert_throughput(device, width=width, images=images, side=side,
                                                                    epochs=1 if quick else 3)}
     out["options"]["bf16_expert_training"] = bf16
+    write(out)
+    # compute.experts_at_once: images/s of all experts together (the issue's target: >= 4x one at a time)
+    grouped = {}
+    for at_once in (1, 4) if quick else (1, 4, 8, 16):
+        grouped[str(at_once)] = {"images_per_s": _group_throughput(device, width=width, images=images // 2,
+                                                                    side=side, at_once=at_once)}
+        print(f"speed experts_at_once {at_once}: {grouped[str(at_once)]['images_per_s']:.0f} images/s", flush=True)
+    out["options"]["experts_at_once"] = grouped
     out["options"]["not_measured"] = ["channels_last (the functional student unroll takes flat parameter views)",
-                                      "CUDA graphs / torch.compile of the student step",
-                                      "several experts on one GPU in one process (RayRuntime(gpus_per_task=0.25) "
-                                      "shares a GPU between expert tasks)"]
+                                      "CUDA graphs / torch.compile of the student step"]
     return out
 
 

@@ -21,7 +21,7 @@ from pad_sdk.config import ComputeSettings, PadConfig
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord
 from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
-from pad_sdk.core.experts import ExpertPlan, train_expert
+from pad_sdk.core.experts import ExpertPlan, train_expert, train_expert_group
 from pad_sdk.core.images import Images
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec
@@ -210,6 +210,16 @@ class Stages:
                 on_epoch=on_epoch,
             )
 
+    def train_expert_group(self, indices: Sequence[int], plan: ExpertPlan,
+                           on_epoch: Callable[[int], None] | None = None) -> list[torch.Tensor]:
+        """Experts ``indices`` trained together (``compute.experts_at_once``); each as :meth:`train_expert`."""
+        with self.compute(training=True):
+            return train_expert_group(
+                self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
+                seeds=[derive_seed(self.config.seed, 21, index) for index in indices], augment=self.augment,
+                device=self.device, on_epoch=on_epoch,
+            )
+
     def train_experts(self, plan: ExpertPlan, store: TrajectoryStore | None = None) -> ExpertSource:
         """Train the experts that ``store`` lacks (all of them without a store); return them all."""
         started = time.perf_counter()
@@ -218,17 +228,20 @@ class Stages:
         trajectories: dict[int, torch.Tensor] = {}
         finished = len(done & set(range(total)))
         self.on_event("experts", finished, total)
-        epochs = self.config.experts.epochs
-        for index in range(total):
-            if index in done:
-                continue
-            trajectory = self.train_expert(index, plan, functools.partial(self._expert_epoch, finished, total, epochs))
-            if store is not None:
-                store.save(index, trajectory, seed=derive_seed(self.config.seed, 21, index))
-            else:
-                trajectories[index] = trajectory
-            finished += 1
-            self.on_event("experts", finished, total)
+        epochs, at_once = self.config.experts.epochs, self.config.compute.experts_at_once
+        missing = [index for index in range(total) if index not in done]
+        for first in range(0, len(missing), at_once):
+            group = missing[first:first + at_once]
+            on_epoch = functools.partial(self._expert_epoch, finished, total, epochs)
+            trained = (self.train_expert_group(group, plan, on_epoch) if len(group) > 1
+                       else [self.train_expert(group[0], plan, on_epoch)])
+            for index, trajectory in zip(group, trained, strict=True):
+                if store is not None:
+                    store.save(index, trajectory, seed=derive_seed(self.config.seed, 21, index))
+                else:
+                    trajectories[index] = trajectory
+                finished += 1
+                self.on_event("experts", finished, total)
         self._timed("experts", started)
         if store is not None:
             return StoreExperts(store, total)

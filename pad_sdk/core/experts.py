@@ -7,18 +7,21 @@ subsets (filtering information extraction); with ``static_orders`` it trains on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pad_sdk.core.augment import DiffAugment
+from pad_sdk.core.matching import soft_cross_entropy
 from pad_sdk.core.params import flatten_params
 from pad_sdk.core.scheduler import DataSchedule
 from pad_sdk.core.seeding import make_generator, seeded
-from pad_sdk.core.training import LabelledImages, TrainRecipe, train_network
+from pad_sdk.core.training import LabelledImages, TrainRecipe, minibatches, train_network
 
 log = structlog.get_logger(__name__)
 
@@ -82,3 +85,81 @@ def train_expert(
     trajectory = torch.stack(snapshots)
     log.debug("expert.trained", seed=seed, epochs=recipe.epochs, params=trajectory.shape[1])
     return trajectory
+
+
+def train_expert_group(
+    data: LabelledImages,
+    build_network: Callable[[], nn.Module],
+    recipe: TrainRecipe,
+    plan: ExpertPlan,
+    *,
+    seeds: Sequence[int],
+    augment: DiffAugment | None = None,
+    device: torch.device | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[torch.Tensor]:
+    """Train one expert per seed at once, as one vectorised network; their trajectories, in seed order.
+
+    The experts' parameters are stacked and every step runs one ``torch.func.vmap`` over them, so a small
+    network's kernels serve all of them in one launch (what leaves a GPU idle with one expert at a time: the
+    first GPU run trained one at ~54,000 images/s on an H200). Each expert keeps its own generator, so it
+    draws the initialisation, shuffles and augmentations that :func:`train_expert` with its seed draws: its
+    trajectory equals that one up to float rounding. SGD is elementwise, so one optimizer over the stacked
+    tensors is each expert's own. A network with buffers (batch norm's running statistics, updated in place
+    per call) cannot be vectorised this way: those experts train one at a time.
+    """
+    device = device or data.images.device
+    networks = [seeded(seed, build_network).to(device) for seed in seeds]
+    if len(networks) == 1 or any(True for _ in networks[0].buffers()):
+        return [train_expert(data, build_network, recipe, plan, seed=seed, augment=augment, device=device,
+                             on_epoch=on_epoch) for seed in seeds]
+    stacked, _ = torch.func.stack_module_state(networks)  # name -> (E, *shape) leaves that require grad
+    template = copy.deepcopy(networks[0]).to("meta")  # the forward's structure; its own weights are never used
+    template.train()
+    del networks
+    soft = data.labels.dim() == 2
+
+    def expert_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = torch.func.functional_call(template, params, (x,))
+        return soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
+
+    losses = torch.func.vmap(expert_loss)
+    optimizer = torch.optim.SGD(list(stacked.values()), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    generators = [make_generator(seed) for seed in seeds]
+    images, targets = data.images.to(device), data.labels.to(device)
+    pick = plan.epoch_indices(recipe.epochs)
+    everything = torch.arange(images.shape[0])
+    snapshots: list[list[torch.Tensor]] = [[] for _ in seeds]
+
+    def snapshot() -> None:
+        with torch.no_grad():
+            for e, kept in enumerate(snapshots):  # cat copies: a snapshot never aliases the live weights
+                kept.append(torch.cat([p[e].reshape(-1) for p in stacked.values()]).cpu())
+
+    snapshot()
+    for epoch in range(recipe.epochs):
+        if recipe.decay_at_half and epoch == recipe.epochs // 2:
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr * 0.1
+        indices = (pick(epoch) if pick is not None else everything).cpu()
+        # every expert's shuffle first, then per step its augmentation: the order train_network draws them in
+        orders = [list(minibatches(indices, recipe.batch_size, g)) for g in generators]
+        for step in range(len(orders[0])):
+            xs, ys = [], []
+            for order, generator in zip(orders, generators, strict=True):
+                x = images[order[step]].to(device, non_blocking=True)
+                if augment is not None and recipe.augment:
+                    x = augment(x, generator=generator)
+                xs.append(x)
+                ys.append(targets[order[step]].to(device, non_blocking=True))
+            loss = losses(stacked, torch.stack(xs), torch.stack(ys)).sum()  # experts' gradients stay apart
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        snapshot()
+        if on_epoch is not None:
+            on_epoch(epoch)
+    trajectories = [torch.stack(kept) for kept in snapshots]
+    log.debug("expert.group_trained", seeds=list(seeds), epochs=recipe.epochs, params=trajectories[0].shape[1])
+    return trajectories

@@ -16,9 +16,11 @@ import pad_sdk
 from pad_sdk.config import DistillSettings
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, SyntheticSet
+from pad_sdk.core.experts import ExpertPlan, train_expert, train_expert_group
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec, flatten_params
 from pad_sdk.core.seeding import make_generator, seeded
+from pad_sdk.core.training import LabelledImages, TrainRecipe
 from pad_sdk.data import arrays_to_raw, prepare
 from pad_sdk.demo import load_digits_arrays
 from pad_sdk.methods import MethodContext, get_method
@@ -73,6 +75,28 @@ def test_probes_subset_check_and_the_herding_start_run_on_cuda(digits: Any) -> N
     assert set(gpu.decisions["subset_check"]["subsets"]) == {"herding", "kcenter", "random"}
     assert gpu.images.device.type == "cpu" and torch.isfinite(gpu.images).all()
     assert abs(gpu.decisions["subset_check"]["condensed"] - cpu.decisions["subset_check"]["condensed"]) < 0.15
+
+
+def test_experts_trained_together_on_cuda_follow_their_own_trajectories() -> None:
+    """compute.experts_at_once on CUDA: one vectorised step for several experts, each as it trains alone."""
+    g = make_generator(0)
+    data = LabelledImages(torch.randn(512, 1, 28, 28, generator=g), torch.arange(512) % 10, 10)
+
+    def build() -> torch.nn.Module:
+        return create_network("convnet", in_channels=1, num_classes=10, image_size=(28, 28), width=32, depth=3)
+
+    recipe, device, cudnn_tf32 = TrainRecipe(epochs=2, lr=0.01, batch_size=128), torch.device("cuda"), \
+        torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # grouped and plain convolutions round alike only in full FP32
+    try:
+        together = train_expert_group(data, build, recipe, ExpertPlan(), seeds=[1, 2, 3], augment=DiffAugment(),
+                                      device=device)
+        alone = [train_expert(data, build, recipe, ExpertPlan(), seed=s, augment=DiffAugment(), device=device)
+                 for s in (1, 2, 3)]
+    finally:
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+    for grouped, single in zip(together, alone, strict=True):
+        assert grouped.device.type == "cpu" and torch.allclose(grouped, single, atol=1e-4, rtol=1e-3)
 
 
 def test_auto_unroll_keeps_the_peak_under_a_small_budget_on_cuda() -> None:

@@ -164,34 +164,8 @@ def _expert_throughput(device: torch.device, *, width: int, images: int, side: i
     return images * epochs / (time.perf_counter() - began)
 
 
-def _group_throughput(device: torch.device, *, width: int, images: int, side: int, at_once: int) -> float:
-    """Images per second (all experts together) of ``at_once`` experts trained in one vectorised step, one
-    epoch each after a warm-up epoch; ``at_once`` 1 is the one-at-a-time path (pad_sdk.core.experts)."""
-    from pad_sdk.core.augment import DiffAugment
-    from pad_sdk.core.experts import ExpertPlan, train_expert_group
-    from pad_sdk.core.networks import create_network
-    from pad_sdk.core.seeding import make_generator
-    from pad_sdk.core.training import LabelledImages, TrainRecipe
-
-    g = make_generator(0)
-    data = LabelledImages(torch.randn(images, 1, side, side, generator=g).to(device),
-                          torch.randint(0, 10, (images,), generator=g).to(device), 10)
-
-    def build() -> torch.nn.Module:
-        return create_network("convnet", in_channels=1, num_classes=10, image_size=(side, side), width=width,
-                              depth=3)
-
-    recipe = TrainRecipe(epochs=1, lr=0.01, batch_size=128)
-    seeds = list(range(at_once))
-    train_expert_group(data, build, recipe, ExpertPlan(), seeds=seeds, augment=DiffAugment(), device=device)
-    _sync(device)
-    began = time.perf_counter()
-    train_expert_group(data, build, recipe, ExpertPlan(), seeds=seeds, augment=DiffAugment(), device=device)
-    _sync(device)
-    return at_once * images / (time.perf_counter() - began)
-
-
 def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    from benchmarks.bench_experts import group_throughput
     from pad_sdk.config import ComputeSettings
     from pad_sdk.pipeline import compute_mode
 
@@ -242,8 +216,8 @@ def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], N
     # compute.experts_at_once: images/s of all experts together (the issue's target: >= 4x one at a time)
     grouped = {}
     for at_once in (1, 4) if quick else (1, 4, 8, 16):
-        grouped[str(at_once)] = {"images_per_s": _group_throughput(device, width=width, images=images // 2,
-                                                                    side=side, at_once=at_once)}
+        grouped[str(at_once)] = {"images_per_s": group_throughput(device, width=width, batch=128,
+                                                                   images=images // 2, side=side, at_once=at_once)}
         print(f"speed experts_at_once {at_once}: {grouped[str(at_once)]['images_per_s']:.0f} images/s", flush=True)
     out["options"]["experts_at_once"] = grouped
     out["options"]["not_measured"] = ["channels_last (the functional student unroll takes flat parameter views)",

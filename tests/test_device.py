@@ -54,11 +54,11 @@ def test_the_simulated_device_refuses_a_host_batch_for_a_device_network() -> Non
         assert torch.equal(on_device.cpu(), expected)  # the same kernels, the same numbers
 
 
-def _distill(digits: tuple[np.ndarray, np.ndarray, tuple[str, ...]], method: str, device: str
-             ) -> pad_sdk.DistillResult:
+def _distill(digits: tuple[np.ndarray, np.ndarray, tuple[str, ...]], method: str, device: str,
+             overrides: dict[str, Any] = SMALL) -> pad_sdk.DistillResult:
     images, labels, names = digits
     return pad_sdk.distill(images, labels, ipc=1, preset="tiny", class_names=names, method=method, seed=1,
-                           overrides={**SMALL, "device": device})
+                           overrides={**overrides, "device": device})
 
 
 def test_pad_runs_every_stage_on_the_device_and_matches_the_host_run(digits: Any) -> None:
@@ -139,3 +139,12 @@ def test_the_plan_calibrates_on_the_device(digits: Any) -> None:
         assert device_sim.CONVOLUTIONS.get("host", 0) == 0 and device_sim.CONVOLUTIONS["device"] > 0
     assert plan.device == "meta" and plan.ipcs == (1, 5)
     assert any(stage.stage == "calibration" and stage.seconds > 0 for stage in plan.stages)
+
+
+def test_experts_trained_together_run_on_the_device(digits: Any) -> None:
+    """compute.experts_at_once: the vectorised expert step takes its batches to the device too."""
+    overrides = {**SMALL, "compute": {"experts_at_once": 2}}
+    with device_sim.simulated_device():
+        on_device = _distill(digits, "pad", "meta", overrides)
+        assert device_sim.CONVOLUTIONS.get("host", 0) == 0 and device_sim.CONVOLUTIONS["device"] > 0
+    assert torch.equal(on_device.images, _distill(digits, "pad", "cpu", overrides).images)

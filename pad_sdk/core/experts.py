@@ -87,6 +87,47 @@ def train_expert(
     return trajectory
 
 
+class VectorisedExperts:
+    """Networks of one architecture trained as one: their parameters stacked (E, ...) and every SGD step one
+    ``torch.func.vmap`` over them, so a small network's kernels serve all of them in one launch. SGD is
+    elementwise, so one optimizer over the stacked tensors is each network's own; the summed loss keeps their
+    gradients apart. Networks with buffers (batch norm's running statistics, updated in place per call) cannot
+    be stacked this way (:meth:`supports`)."""
+
+    def __init__(self, networks: Sequence[nn.Module], recipe: TrainRecipe, *, soft: bool) -> None:
+        self.params, _ = torch.func.stack_module_state(list(networks))  # name -> (E, *shape) leaves
+        template = copy.deepcopy(networks[0]).to("meta")  # the forward's structure; its weights are never used
+        template.train()
+
+        def expert_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            logits = torch.func.functional_call(template, params, (x,))
+            return soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
+
+        self._losses = torch.func.vmap(expert_loss)
+        self.optimizer = torch.optim.SGD(list(self.params.values()), lr=recipe.lr, momentum=recipe.momentum,
+                                         weight_decay=recipe.weight_decay)
+
+    @staticmethod
+    def supports(network: nn.Module) -> bool:
+        return not any(True for _ in network.buffers())
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One SGD step of every network on its own batch: x (E, B, C, H, W), y (E, B) or (E, B, K)."""
+        loss = self._losses(self.params, x, y).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def flat(self, index: int) -> torch.Tensor:
+        """Network ``index``'s parameters (P,) on the host, in module order (a copy, never the live weights)."""
+        with torch.no_grad():
+            return torch.cat([p[index].reshape(-1) for p in self.params.values()]).cpu()
+
+
 def train_expert_group(
     data: LabelledImages,
     build_network: Callable[[], nn.Module],
@@ -98,50 +139,28 @@ def train_expert_group(
     device: torch.device | None = None,
     on_epoch: Callable[[int], None] | None = None,
 ) -> list[torch.Tensor]:
-    """Train one expert per seed at once, as one vectorised network; their trajectories, in seed order.
+    """Train one expert per seed at once (:class:`VectorisedExperts`); their trajectories, in seed order.
 
-    The experts' parameters are stacked and every step runs one ``torch.func.vmap`` over them, so a small
-    network's kernels serve all of them in one launch (what leaves a GPU idle with one expert at a time: the
-    first GPU run trained one at ~54,000 images/s on an H200). Each expert keeps its own generator, so it
-    draws the initialisation, shuffles and augmentations that :func:`train_expert` with its seed draws: its
-    trajectory equals that one up to float rounding. SGD is elementwise, so one optimizer over the stacked
-    tensors is each expert's own. A network with buffers (batch norm's running statistics, updated in place
-    per call) cannot be vectorised this way: those experts train one at a time.
+    For a GPU that one small expert leaves idle (the first GPU run trained one at ~54,000 images/s on an H200).
+    Each expert keeps its own generator, so it draws the initialisation, shuffles and augmentations that
+    :func:`train_expert` with its seed draws: its trajectory equals that one up to float rounding. Networks with
+    buffers train one at a time.
     """
     device = device or data.images.device
     networks = [seeded(seed, build_network).to(device) for seed in seeds]
-    if len(networks) == 1 or any(True for _ in networks[0].buffers()):
+    if len(networks) == 1 or not VectorisedExperts.supports(networks[0]):
         return [train_expert(data, build_network, recipe, plan, seed=seed, augment=augment, device=device,
                              on_epoch=on_epoch) for seed in seeds]
-    stacked, _ = torch.func.stack_module_state(networks)  # name -> (E, *shape) leaves that require grad
-    template = copy.deepcopy(networks[0]).to("meta")  # the forward's structure; its own weights are never used
-    template.train()
+    experts = VectorisedExperts(networks, recipe, soft=data.labels.dim() == 2)
     del networks
-    soft = data.labels.dim() == 2
-
-    def expert_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = torch.func.functional_call(template, params, (x,))
-        return soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
-
-    losses = torch.func.vmap(expert_loss)
-    optimizer = torch.optim.SGD(list(stacked.values()), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)
     generators = [make_generator(seed) for seed in seeds]
     images, targets = data.images.to(device), data.labels.to(device)
     pick = plan.epoch_indices(recipe.epochs)
     everything = torch.arange(images.shape[0])
-    snapshots: list[list[torch.Tensor]] = [[] for _ in seeds]
-
-    def snapshot() -> None:
-        with torch.no_grad():
-            for e, kept in enumerate(snapshots):  # cat copies: a snapshot never aliases the live weights
-                kept.append(torch.cat([p[e].reshape(-1) for p in stacked.values()]).cpu())
-
-    snapshot()
+    snapshots = [[experts.flat(e)] for e in range(len(seeds))]
     for epoch in range(recipe.epochs):
         if recipe.decay_at_half and epoch == recipe.epochs // 2:
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * 0.1
+            experts.set_lr(recipe.lr * 0.1)
         indices = (pick(epoch) if pick is not None else everything).cpu()
         # every expert's shuffle first, then per step its augmentation: the order train_network draws them in
         orders = [list(minibatches(indices, recipe.batch_size, g)) for g in generators]
@@ -153,11 +172,9 @@ def train_expert_group(
                     x = augment(x, generator=generator)
                 xs.append(x)
                 ys.append(targets[order[step]].to(device, non_blocking=True))
-            loss = losses(stacked, torch.stack(xs), torch.stack(ys)).sum()  # experts' gradients stay apart
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        snapshot()
+            experts.step(torch.stack(xs), torch.stack(ys))
+        for e, kept in enumerate(snapshots):
+            kept.append(experts.flat(e))
         if on_epoch is not None:
             on_epoch(epoch)
     trajectories = [torch.stack(kept) for kept in snapshots]

@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.summary_gpu import gpu_section
 from pad_sdk.compare import ComparisonRow, merge_rows
 
 RESULTS = Path(__file__).parent / "results"
@@ -696,7 +697,7 @@ def write_summary(profile: str = "cpu") -> str:
              "two-core machine are noisy: compare the ratios measured within one run.", "",
              *quality_section("cpu"), *diagnosis_section(), *ipc50_start_section(),
              *starts_section(), *current_matrix_section(), *probe_cost_section(), *quality_section("paper"),
-             *speed_section(),
+             *speed_section(), *gpu_section(),
              *scaling_section(), *connectors_section(), *ray_section(), *_contended(), *PROTOCOL]
     text = "\n".join(parts).rstrip() + "\n"
     (RESULTS / "SUMMARY.md").write_text(text)

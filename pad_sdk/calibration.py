@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from pad_sdk.config import PadConfig
+from pad_sdk.core.experts import VectorisedExperts
 from pad_sdk.core.params import flatten_params
 from pad_sdk.core.seeding import make_generator, seeded
 from pad_sdk.core.training import LabelledImages, TrainRecipe, predict_logits, train_network
@@ -113,6 +114,31 @@ class Calibration:
                               augment=stages.augment)
 
         return self._timed(self.step_key(cfg, batch, augment, architecture), cfg, step)
+
+    def experts_step(self, cfg: PadConfig, batch: int, augment: bool, at_once: int) -> float:
+        """Seconds of one SGD step of ``at_once`` experts trained together (:class:`VectorisedExperts`), each on
+        its own ``batch`` images, DSA drawn per expert when ``augment`` (as :func:`train_expert_group` does)."""
+        stages = self._stages(cfg)
+        train = self.sample.train
+        batch = max(1, min(batch, len(train)))
+        networks = [seeded(k, stages.network_factory()).to(self.device) for k in range(at_once)]
+        experts = VectorisedExperts(networks, cfg.experts.recipe(), soft=False)
+        rows = torch.randperm(len(train), generator=make_generator(1))[:batch]
+        images, labels = train.images[rows], train.labels[rows]
+        generator = make_generator(0)
+
+        def step() -> None:
+            with stages.compute(training=True):
+                xs = [images.to(self.device) for _ in range(at_once)]
+                if augment and stages.augment is not None:
+                    xs = [stages.augment(x, generator=generator) for x in xs]
+                experts.step(torch.stack(xs), labels.to(self.device).expand(at_once, -1))
+
+        return self._timed(self.experts_step_key(batch, augment, at_once), cfg, step)
+
+    @staticmethod
+    def experts_step_key(batch: int, augment: bool, at_once: int) -> str:
+        return f"experts_step[b={batch},aug={int(augment)},k={at_once}]"
 
     def step_key(self, cfg: PadConfig, batch: int, augment: bool, architecture: str | None = None) -> str:
         batch = max(1, min(batch, len(self.sample.train)))

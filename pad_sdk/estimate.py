@@ -26,6 +26,7 @@ import torch
 
 from pad_sdk.calibration import Calibration
 from pad_sdk.config import PadConfig
+from pad_sdk.core.experts import VectorisedExperts
 from pad_sdk.core.params import flatten_params
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.host import load_average, load_notes, peak_rss_bytes, process_rss_bytes, usable_cpus
@@ -79,9 +80,28 @@ def _step_key(cal: Calibration, cfg: PadConfig, images: int, batch: int, augment
     return cal.step_key(cfg, max(1, min(batch, images)), augment, architecture)
 
 
+def _experts_estimate(cal: Calibration, cfg: PadConfig, stages: Stages, params: int, together: bool) -> StageEstimate:
+    """The experts: one at a time, or ``compute.experts_at_once`` together (a vectorised step, timed as such)
+    where the runtime trains them in one process (``together``) and the network can be stacked."""
+    e, train = cfg.experts, stages.data.train
+    images, batch = expert_images(cfg, train), max(1, min(e.batch_size, len(train)))
+    at_once = min(cfg.compute.experts_at_once, e.num_experts) if together else 1
+    if at_once > 1 and VectorisedExperts.supports(stages.network_factory()()):
+        per_image = cal.experts_step(cfg, batch, e.augment, at_once) / (at_once * batch)
+        key, how = cal.experts_step_key(batch, e.augment, at_once), f", {at_once} at a time"
+    else:
+        per_image = cal.train_step(cfg, batch, e.augment) / batch
+        key, how = cal.step_key(cfg, batch, e.augment), ""
+    trajectories = e.num_experts * (e.epochs + 1) * params * 4
+    return StageEstimate(stage="experts", seconds=e.num_experts * images * per_image,
+                         work=f"{e.num_experts} experts x {e.epochs} epochs ({images:,} images each){how}",
+                         extra_host_bytes=trajectories + _rise(cal, [key]))
+
+
 def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory: bool, evaluate: bool,
-                   shared: set[str]) -> list[StageEstimate]:
-    """The stages of one IPC; ``shared`` names the ones an earlier IPC of the sweep already counted."""
+                   shared: set[str], *, together: bool) -> list[StageEstimate]:
+    """The stages of one IPC; ``shared`` names the ones an earlier IPC of the sweep already counted; ``together``:
+    the runtime trains ``compute.experts_at_once`` experts in one process (the local one; Ray, one per task)."""
     train, classes = stages.data.train, stages.data.train.num_classes
     n = len(train)
     test_n = len(stages.data.test)
@@ -97,15 +117,9 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
                                                               cal.forward_key])))
     iter_seconds = cal.distill_iteration(cfg)[0] if trajectory else 0.0
     set_size = cfg.ipc * classes
-    e, ev, auto = cfg.experts, cfg.evaluation, cfg.auto
+    ev, auto = cfg.evaluation, cfg.auto
     if trajectory and "experts" not in shared:
-        images = expert_images(cfg, train)
-        steps_per_image = cal.train_step(cfg, e.batch_size, e.augment) / min(e.batch_size, n)
-        trajectories = e.num_experts * (e.epochs + 1) * params * 4
-        out.append(StageEstimate(stage="experts", seconds=e.num_experts * images * steps_per_image,
-                                 work=f"{e.num_experts} experts x {e.epochs} epochs ({images:,} images each)",
-                                 extra_host_bytes=trajectories + _rise(cal, [_step_key(cal, cfg, n, e.batch_size,
-                                                                                       e.augment)])))
+        out.append(_experts_estimate(cal, cfg, stages, params, together))
     validation = validation_n > 0
     eval_net = _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, 0)
     eval_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment), cal.forward_key]
@@ -197,7 +211,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     pool = "cold"
     for cfg in configs:
         estimates = _stage_seconds(cfg, first if cfg is configs[0] else stages_of(cfg), cal, trajectory, evaluate,
-                                   shared)
+                                   shared, together=runtime != "ray")
         pool = _add_start_up(estimates, costs, pool)
         for est in estimates:
             old = merged.get(est.stage)

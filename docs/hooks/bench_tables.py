@@ -124,7 +124,7 @@ def summary_section(name: str) -> str:
 
     sections = {"quality-cpu": lambda: summary.quality_section("cpu"),
                 "quality-paper": lambda: summary.quality_section("paper"),
-                "scaling": summary.scaling_section, "ray": summary.ray_section}
+                "scaling": summary.scaling_section, "ray": summary.ray_section, "gpu": summary.gpu_section}
     try:
         lines = sections[name]()
     except (KeyError, TypeError, ValueError) as exc:  # a record in a newer layout: say so, do not guess

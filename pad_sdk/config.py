@@ -219,7 +219,7 @@ class ComputeSettings(_Frozen):
     tf32: bool | None = None
     bf16_training: bool = False
     experts_at_once: int = Field(1, ge=1, le=64, description="experts trained together in one vectorised step "
-                                 "(local runtime; Ray shares a GPU between expert tasks with gpus_per_task)")
+                                 "(on Ray, one task per group)")
     spill_trajectories_gib: float | None = Field(
         1.0, ge=0, description="expert trajectories larger than this (GiB, all experts together) go to a "
         "temporary local trajectory store instead of memory when no trajectory_store is given; 0 always, None never")

@@ -80,12 +80,12 @@ def _step_key(cal: Calibration, cfg: PadConfig, images: int, batch: int, augment
     return cal.step_key(cfg, max(1, min(batch, images)), augment, architecture)
 
 
-def _experts_estimate(cal: Calibration, cfg: PadConfig, stages: Stages, params: int, together: bool) -> StageEstimate:
-    """The experts: one at a time, or ``compute.experts_at_once`` together (a vectorised step, timed as such)
-    where the runtime trains them in one process (``together``) and the network can be stacked."""
+def _experts_estimate(cal: Calibration, cfg: PadConfig, stages: Stages, params: int) -> StageEstimate:
+    """The experts: one at a time, or ``compute.experts_at_once`` together (a vectorised step, timed as such;
+    both runtimes train such a group in one process) where the network can be stacked."""
     e, train = cfg.experts, stages.data.train
     images, batch = expert_images(cfg, train), max(1, min(e.batch_size, len(train)))
-    at_once = min(cfg.compute.experts_at_once, e.num_experts) if together else 1
+    at_once = min(cfg.compute.experts_at_once, e.num_experts)
     if at_once > 1 and VectorisedExperts.supports(stages.network_factory()()):
         per_image = cal.experts_step(cfg, batch, e.augment, at_once) / (at_once * batch)
         key, how = cal.experts_step_key(batch, e.augment, at_once), f", {at_once} at a time"
@@ -99,9 +99,8 @@ def _experts_estimate(cal: Calibration, cfg: PadConfig, stages: Stages, params: 
 
 
 def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory: bool, evaluate: bool,
-                   shared: set[str], *, together: bool) -> list[StageEstimate]:
-    """The stages of one IPC; ``shared`` names the ones an earlier IPC of the sweep already counted; ``together``:
-    the runtime trains ``compute.experts_at_once`` experts in one process (the local one; Ray, one per task)."""
+                   shared: set[str]) -> list[StageEstimate]:
+    """The stages of one IPC; ``shared`` names the ones an earlier IPC of the sweep already counted."""
     train, classes = stages.data.train, stages.data.train.num_classes
     n = len(train)
     test_n = len(stages.data.test)
@@ -119,7 +118,7 @@ def _stage_seconds(cfg: PadConfig, stages: Stages, cal: Calibration, trajectory:
     set_size = cfg.ipc * classes
     ev, auto = cfg.evaluation, cfg.auto
     if trajectory and "experts" not in shared:
-        out.append(_experts_estimate(cal, cfg, stages, params, together))
+        out.append(_experts_estimate(cal, cfg, stages, params))
     validation = validation_n > 0
     eval_net = _eval_network(cal, cfg, ev.epochs, set_size, ev.batch_size, ev.augment, 0)
     eval_keys = [_step_key(cal, cfg, set_size, ev.batch_size, ev.augment), cal.forward_key]
@@ -211,7 +210,7 @@ def estimate_run(configs: Sequence[PadConfig], stages_of: Callable[[PadConfig], 
     pool = "cold"
     for cfg in configs:
         estimates = _stage_seconds(cfg, first if cfg is configs[0] else stages_of(cfg), cal, trajectory, evaluate,
-                                   shared, together=runtime != "ray")
+                                   shared)
         pool = _add_start_up(estimates, costs, pool)
         for est in estimates:
             old = merged.get(est.stage)

@@ -11,7 +11,7 @@ among the ranks, so every rank stops after the same iteration).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -90,10 +90,12 @@ class DriverProgress:
         return f"{self._calls}:"
 
     def collect(self, stages: Stages, stage: str, refs: dict[Any, int], prefix: str, total: int, finished: int,
-                **facts: Any) -> dict[int, Any]:
+                sizes: Mapping[int, int] | None = None, **facts: Any) -> dict[int, Any]:
         """The results of tasks (reference -> unit), passing their completions and, between them, the summed share
-        of the running ones (``partial``) to the run's ``on_event``. On any error (a failed task, a budget the
-        callback finds spent) the tasks still running are cancelled."""
+        of the running ones (``partial``) to the run's ``on_event``; a unit counts ``sizes[unit]`` (default 1: a
+        task training several experts together counts each). On any error (a failed task, a budget the callback
+        finds spent) the tasks still running are cancelled."""
+        sizes = sizes or {}
         import ray
 
         board = self.board
@@ -104,15 +106,15 @@ class DriverProgress:
                 ready, waiting = ray.wait(waiting, num_returns=1, timeout=POLL_S)
                 if ready:
                     results[refs[ready[0]]] = ray.get(ready[0])
-                    finished += 1
+                    finished += sizes.get(refs[ready[0]], 1)
                     stages.on_event(stage, finished, total, **facts)
                     continue
                 try:
                     shares = ray.get(board.shares.remote(prefix), timeout=POLL_S * 10)
                 except ray.exceptions.GetTimeoutError:
                     continue
-                running = {f"{prefix}{refs[ref]}" for ref in waiting}
-                partial = sum(v for k, v in shares.items() if k in running)
+                running = {f"{prefix}{refs[ref]}": sizes.get(refs[ref], 1) for ref in waiting}
+                partial = sum(v * running[k] for k, v in shares.items() if k in running)
                 if partial > 0:
                     stages.on_event(stage, finished, total, partial=round(partial, 3), **facts)
         except BaseException:

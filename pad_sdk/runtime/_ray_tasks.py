@@ -22,21 +22,26 @@ from pad_sdk.runtime._ray_progress import share_poster
 from pad_sdk.trajectories import TrajectoryStore
 
 
-def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: TrajectoryStore, index: int,
-                      threads: int, progress: tuple[Any, str] | None = None) -> tuple[int, bool]:
-    """Train expert ``index`` into ``store`` unless it is already there; returns (index, trained).
+def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: TrajectoryStore, indices: tuple[int, ...],
+                      threads: int, progress: tuple[Any, str] | None = None) -> list[tuple[int, bool]]:
+    """Train the experts ``indices`` (together when there are several: ``compute.experts_at_once``) into
+    ``store``, skipping those already there; returns (index, trained) for each.
 
     Checking the store first makes the task idempotent: a retried task, or a second driver resuming
     the same run, never trains a completed expert again.
     """
     torch.set_num_threads(threads)
     config, data, plan = payload
-    if index in store.completed():
-        return index, False
-    stages = Stages(config, resolve(data))
-    trajectory = stages.train_expert(index, plan, share_poster(progress, config.experts.epochs))
-    store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
-    return index, True
+    done = set(store.completed())
+    missing = [index for index in indices if index not in done]
+    if missing:
+        stages = Stages(config, resolve(data))
+        on_epoch = share_poster(progress, config.experts.epochs)
+        trained = (stages.train_expert_group(missing, plan, on_epoch) if len(missing) > 1
+                   else [stages.train_expert(missing[0], plan, on_epoch)])
+        for index, trajectory in zip(missing, trained, strict=True):
+            store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
+    return [(index, index in missing) for index in indices]
 
 
 def score_run_task(payload: tuple[PadConfig, Any], run: int, threads: int,

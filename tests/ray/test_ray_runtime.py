@@ -9,6 +9,7 @@ import pytest
 import torch
 from ray_digits import CHECKPOINT_EVERY, ITERATIONS, Case, Reference, TwoWorkerRun
 
+from pad_sdk.pipeline import Stages
 from pad_sdk.runtime import resolve_runtime
 from pad_sdk.runtime._ray_env import Storage
 from pad_sdk.runtime.ray import RayRuntime, runtime_from_options
@@ -35,6 +36,24 @@ def test_one_worker_gives_the_in_process_result_bit_for_bit(two_nodes: Any, case
     assert evaluation.accuracies == reference.evaluation.accuracies
     assert _same(evaluation.per_class_recall, reference.evaluation.per_class_recall)
 
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_one_task_trains_experts_together_with_each_one_following_its_own_trajectory(
+        two_nodes: Any, case: Case, reference: Reference, tmp_path: Any) -> None:
+    """compute.experts_at_once on Ray: the experts go to one task that trains them as one vectorised network."""
+    events: list[tuple[Any, ...]] = []
+    config = case.stages.config
+    stages = Stages(config.model_copy(update={"compute": config.compute.model_copy(update={"experts_at_once": 2})}),
+                    case.stages.data, on_event=lambda *args, **kwargs: events.append((*args, kwargs.get("partial"))))
+    runtime = RayRuntime(num_workers=1, storage=str(tmp_path / "runs"))
+    experts = runtime.train_experts(stages, case.plan, None)
+    assert runtime.report.experts_trained == [0, 1]
+    for index, expected in enumerate(reference.experts):
+        assert torch.allclose(experts[index], expected, atol=1e-4, rtol=1e-4)  # float rounding only
+    completions = [e[1] for e in events if e[0] == "experts" and e[3] is None]
+    assert completions == [0, 2]  # one task: both experts complete together
+    assert all(0 < e[3] <= 2 for e in events if e[3] is not None)  # the running task's share counts both
 
 @pytest.mark.ray
 @pytest.mark.s3

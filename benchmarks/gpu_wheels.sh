@@ -6,8 +6,7 @@
 #   PY_VERSION=3.11 bash benchmarks/gpu_wheels.sh   # a rehearsal here
 #
 # Then, on the GPU machine (the device tool carries .whl, which .git/info/exclude keeps out of git):
-#   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-#     && PYTHONPATH=/tmp/site:. python3 -m benchmarks.gpu_check
+#   bash benchmarks/gpu_session.sh     (installs them into /tmp/site, runs the check, copies the record to $OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY_VERSION=${PY_VERSION:-3.12}

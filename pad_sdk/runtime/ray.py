@@ -7,9 +7,10 @@ What runs where:
   shape-only images, and every task gets the object-store reference. Arrays given to the call are put into
   the object store once from the driver.
 - **scoring**: one Ray task per EL2N agent (``Stages.score_run``), averaged in run order.
-- **experts**: one Ray task per missing expert; each calls ``Stages.train_expert`` and writes its trajectory
-  to the shared :class:`~pad_sdk.trajectories.TrajectoryStore` (the driver only collects indices). Experts
-  already in the store are skipped, so a resumed run never trains an expert twice.
+- **experts**: one Ray task per missing expert (per group of ``compute.experts_at_once``, trained together by
+  ``Stages.train_expert_group``); each task writes its trajectories to the shared
+  :class:`~pad_sdk.trajectories.TrajectoryStore` (the driver only collects indices). Experts already in the
+  store are skipped, so a resumed run never trains an expert twice.
 - **distillation**: one Ray Train ``TorchTrainer``; every worker matches its own trajectory segment and the
   gradients are averaged each iteration (see :mod:`pad_sdk.runtime._ray_distill`). Rank 0 checkpoints the
   synthetic state to ``<storage>/<run_id>/`` every ``checkpoint_every`` iterations; a lost worker or node
@@ -89,8 +90,9 @@ class RayRuntime(BaseModel):
         use_gpu: distillation workers get one GPU each (``ScalingConfig(use_gpu=True)``), and scoring, expert and
             evaluation tasks get ``gpus_per_task`` GPUs.
         gpus_per_task: GPUs of each scoring, expert and evaluation task; fractional, so that several small
-            networks share one GPU (0.25: four experts train side by side on each GPU). Default: 1 with
-            ``use_gpu``, else 0.
+            networks share one GPU (0.25: four expert tasks train side by side on each GPU; within one process,
+            ``compute.experts_at_once`` stacks experts into one network instead). Default: 1 with ``use_gpu``,
+            else 0.
         resources_per_worker: Ray resources of each distillation worker and task (default 1 CPU).
         checkpoint_every: distillation iterations between checkpoints.
         max_failures: worker-group restarts before the run fails with :class:`RayRunError`; also the number

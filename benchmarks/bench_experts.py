@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> None:
             row: dict[str, Any] = {**setting, "experts_at_once": at_once, "images_per_s": median,
                                    "all": figures[at_once], "ratio_to_one": median / single if single else None}
             record["rows"].append(row)
-            print(f"width {setting['width']} batch {setting['batch']} experts_at_once {at_once}: {median:.0f} images/s "
-                  f"({row['ratio_to_one']:.2f}x one at a time)", flush=True)
+            ratio = "" if single is None else f" ({median / single:.2f}x one at a time)"
+            print(f"width {setting['width']} batch {setting['batch']} experts_at_once {at_once}: {median:.0f} "
+                  f"images/s{ratio}", flush=True)
     path = RESULTS / f"experts_at_once.{device.type}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")

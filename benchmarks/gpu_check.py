@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=None, help="record name: results/gpu_check.NAME.json")
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder with the Fashion-MNIST IDX files")
     parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--copy-to", default=None, help="also write the record into this folder at every rewrite")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     parts = [p for p in args.parts.split(",") if p]
@@ -283,8 +284,10 @@ def main(argv: list[str] | None = None) -> None:
                    gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, parts={}, seconds={})
 
     def save() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        text = json.dumps(record, indent=2, default=str) + "\n"
+        for folder in (path.parent, *([Path(args.copy_to)] if args.copy_to else [])):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / path.name).write_text(text)
 
     def partial(part: str) -> Callable[[dict[str, Any]], None]:
         def write(value: dict[str, Any]) -> None:

@@ -23,7 +23,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "gpu_session: no nvidia-smi"
 python3 -c "import torch, pydantic, structlog; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     || { echo "gpu_session: torch, pydantic or structlog is missing" >&2; exit 2; }
-timeout "${GPU_CHECK_LIMIT_S:-540}" python3 -m benchmarks.gpu_check "$@"
+# --copy-to: every rewrite of the record lands in $out too, so a run the device tool cuts still brings it back
+timeout -k 10 "${GPU_CHECK_LIMIT_S:-540}" python3 -m benchmarks.gpu_check --copy-to "$out" "$@"
 code=$?
 cp benchmarks/results/gpu_check*.json "$out"/ 2>/dev/null
 ls -l "$out"

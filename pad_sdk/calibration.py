@@ -69,7 +69,8 @@ class Calibration:
         """Seconds of ``work`` (the fastest of a few timings after a warm-up run); measured once per process for
         the same network, data shape and device (a sweep, or a pipeline's repeated calls, calibrate once)."""
         shape = self.sample.train.image_shape
-        full_key = (key, cfg.network.model_dump_json(), cfg.compute.model_dump_json(), shape,
+        compute = cfg.compute.model_dump_json(exclude={"experts_at_once", "spill_trajectories_gib"})  # no effect here
+        full_key = (key, cfg.network.model_dump_json(), compute, shape,
                     self.sample.train.num_classes, str(self.device))
         if full_key not in _MEASURED:
             work()  # warm-up: first-call allocations and kernel selection (what the allocator keeps of them
@@ -120,7 +121,7 @@ class Calibration:
         its own ``batch`` images, DSA drawn per expert when ``augment`` (as :func:`train_expert_group` does)."""
         stages = self._stages(cfg)
         train = self.sample.train
-        batch = max(1, min(batch, len(train)))
+        batch = self.batch_for(batch)
         networks = [seeded(k, stages.network_factory()).to(self.device) for k in range(at_once)]
         experts = VectorisedExperts(networks, cfg.experts.recipe(), soft=False)
         rows = torch.randperm(len(train), generator=make_generator(1))[:batch]
@@ -136,12 +137,16 @@ class Calibration:
 
         return self._timed(self.experts_step_key(batch, augment, at_once), cfg, step)
 
-    @staticmethod
-    def experts_step_key(batch: int, augment: bool, at_once: int) -> str:
-        return f"experts_step[b={batch},aug={int(augment)},k={at_once}]"
+    def batch_for(self, batch: int) -> int:
+        """The batch a step is timed at: ``batch``, or the whole calibration sample when that is smaller (the
+        per-image cost is then the sample's, which is what dividing by this batch gives)."""
+        return max(1, min(batch, len(self.sample.train)))
+
+    def experts_step_key(self, batch: int, augment: bool, at_once: int) -> str:
+        return f"experts_step[b={self.batch_for(batch)},aug={int(augment)},k={at_once}]"
 
     def step_key(self, cfg: PadConfig, batch: int, augment: bool, architecture: str | None = None) -> str:
-        batch = max(1, min(batch, len(self.sample.train)))
+        batch = self.batch_for(batch)
         return f"train_step[b={batch},aug={int(augment)},{architecture or cfg.network.name}]"
 
     def forward_image(self, cfg: PadConfig) -> float:

@@ -84,7 +84,8 @@ def _experts_estimate(cal: Calibration, cfg: PadConfig, stages: Stages, params: 
     """The experts: one at a time, or ``compute.experts_at_once`` together (a vectorised step, timed as such;
     both runtimes train such a group in one process) where the network can be stacked."""
     e, train = cfg.experts, stages.data.train
-    images, batch = expert_images(cfg, train), max(1, min(e.batch_size, len(train)))
+    # timed at the calibration's batch (at most its sample), so the per-image cost divides by that batch
+    images, batch = expert_images(cfg, train), cal.batch_for(min(e.batch_size, len(train)))
     at_once = min(cfg.compute.experts_at_once, e.num_experts)
     if at_once > 1 and VectorisedExperts.supports(stages.network_factory()()):
         per_image = cal.experts_step(cfg, batch, e.augment, at_once) / (at_once * batch)

@@ -21,7 +21,7 @@ from pad_sdk.config import ComputeSettings, PadConfig
 from pad_sdk.core.augment import DiffAugment
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord
 from pad_sdk.core.evaluate import EvalResult, random_subset, summarise, train_and_test
-from pad_sdk.core.experts import ExpertPlan, train_expert, train_expert_group
+from pad_sdk.core.experts import ExpertPlan, VectorisedExperts, train_expert, train_expert_group
 from pad_sdk.core.images import Images
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.params import ParamSpec
@@ -228,11 +228,11 @@ class Stages:
         trajectories: dict[int, torch.Tensor] = {}
         finished = len(done & set(range(total)))
         self.on_event("experts", finished, total)
-        epochs, at_once = self.config.experts.epochs, self.config.compute.experts_at_once
+        epochs, at_once = self.config.experts.epochs, self.experts_at_once()
         missing = [index for index in range(total) if index not in done]
         for first in range(0, len(missing), at_once):
             group = missing[first:first + at_once]
-            on_epoch = functools.partial(self._expert_epoch, finished, total, epochs)
+            on_epoch = functools.partial(self._expert_epoch, finished, total, epochs, len(group))
             trained = (self.train_expert_group(group, plan, on_epoch) if len(group) > 1
                        else [self.train_expert(group[0], plan, on_epoch)])
             for index, trajectory in zip(group, trained, strict=True):
@@ -247,8 +247,18 @@ class Stages:
             return StoreExperts(store, total)
         return [trajectories[i] for i in range(total)]
 
-    def _expert_epoch(self, finished: int, total: int, epochs: int, epoch: int) -> None:
-        self.on_event("experts", finished, total, epoch=epoch + 1, epochs=epochs)
+    def _expert_epoch(self, finished: int, total: int, epochs: int, together: int, epoch: int) -> None:
+        self.on_event("experts", finished, total, epoch=epoch + 1, epochs=epochs,
+                      **({"partial": together * (epoch + 1) / epochs} if together > 1 else {}))
+
+    def experts_at_once(self) -> int:
+        """How many experts train together: ``compute.experts_at_once``, or 1 for a network that cannot be
+        stacked (buffers, dropout), which the log says once."""
+        wanted = self.config.compute.experts_at_once
+        if wanted > 1 and not VectorisedExperts.supports(self.network_factory()()):
+            log.warning("experts.one_at_a_time", reason="the network has buffers or dropout", experts_at_once=wanted)
+            return 1
+        return wanted
 
     # -- stage 4: distillation -----------------------------------------------------------------------
     def make_distiller(self, experts: ExpertSource, ipc: int | None = None, seed_offset: int = 0) -> Distiller:

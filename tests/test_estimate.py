@@ -75,6 +75,7 @@ def test_experts_trained_together_are_estimated_from_their_own_step(digits: tupl
     assert not single.work.endswith("at a time") and grouped.seconds > 0
     assert grouped.seconds != pytest.approx(single.seconds, rel=1e-6)  # measured, not derived from one expert
 
+
 @pytest.mark.usefixtures("estimate_on")
 def test_a_run_whose_estimate_breaks_the_budget_is_refused_before_training(
         digits: tuple[np.ndarray, np.ndarray]) -> None:

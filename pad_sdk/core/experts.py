@@ -91,8 +91,8 @@ class VectorisedExperts:
     """Networks of one architecture trained as one: their parameters stacked (E, ...) and every SGD step one
     ``torch.func.vmap`` over them, so a small network's kernels serve all of them in one launch. SGD is
     elementwise, so one optimizer over the stacked tensors is each network's own; the summed loss keeps their
-    gradients apart. Networks with buffers (batch norm's running statistics, updated in place per call) cannot
-    be stacked this way (:meth:`supports`)."""
+    gradients apart. Networks with buffers (batch norm's running statistics, updated in place per call) or
+    dropout (random per call, which vmap refuses) cannot be stacked this way (:meth:`supports`)."""
 
     def __init__(self, networks: Sequence[nn.Module], recipe: TrainRecipe, *, soft: bool) -> None:
         self.params, _ = torch.func.stack_module_state(list(networks))  # name -> (E, *shape) leaves
@@ -109,7 +109,8 @@ class VectorisedExperts:
 
     @staticmethod
     def supports(network: nn.Module) -> bool:
-        return not any(True for _ in network.buffers())
+        dropout = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+        return not any(True for _ in network.buffers()) and not any(isinstance(m, dropout) for m in network.modules())
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -143,14 +144,14 @@ def train_expert_group(
 
     For a GPU that one small expert leaves idle (the first GPU run trained one at ~54,000 images/s on an H200).
     Each expert keeps its own generator, so it draws the initialisation, shuffles and augmentations that
-    :func:`train_expert` with its seed draws: its trajectory equals that one up to float rounding. Networks with
-    buffers train one at a time.
+    :func:`train_expert` with its seed draws: its trajectory equals that one up to float rounding (with TF32
+    off: TF32 rounds a grouped convolution differently from a plain one). Callers check
+    :meth:`VectorisedExperts.supports` first and train other networks one at a time, storing each as it ends.
     """
     device = device or data.images.device
+    if not VectorisedExperts.supports(build_network()):
+        raise ValueError("this network has buffers or dropout: its experts cannot be trained together")
     networks = [seeded(seed, build_network).to(device) for seed in seeds]
-    if len(networks) == 1 or not VectorisedExperts.supports(networks[0]):
-        return [train_expert(data, build_network, recipe, plan, seed=seed, augment=augment, device=device,
-                             on_epoch=on_epoch) for seed in seeds]
     experts = VectorisedExperts(networks, recipe, soft=data.labels.dim() == 2)
     del networks
     generators = [make_generator(seed) for seed in seeds]

@@ -334,7 +334,7 @@ class RayRuntime(BaseModel):
         payload = ray.put((config, payload_data(stages.data), plan))
         task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
         prefix = self._progress.call()
-        at_once = config.compute.experts_at_once  # one task trains a group together, on one worker's device
+        at_once = stages.experts_at_once()  # one task trains a group together, on one worker's device
         groups = [tuple(pending[k:k + at_once]) for k in range(0, len(pending), at_once)]
         waiting = {task.remote(payload, store, group, self.threads, (self._progress.board, f"{prefix}{g}")): g
                    for g, group in enumerate(groups)}

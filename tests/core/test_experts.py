@@ -10,7 +10,7 @@ import torch
 
 from pad_sdk.config import PadConfig
 from pad_sdk.core.augment import DiffAugment
-from pad_sdk.core.experts import ExpertPlan, train_expert, train_expert_group
+from pad_sdk.core.experts import ExpertPlan, VectorisedExperts, train_expert, train_expert_group
 from pad_sdk.core.networks import create_network
 from pad_sdk.core.scheduler import DataSchedule
 from pad_sdk.core.seeding import make_generator
@@ -53,12 +53,22 @@ def test_experts_trained_together_follow_their_own_trajectories() -> None:
     assert not torch.allclose(together[0][-1], together[1][-1])  # three experts, not one trained three times
 
 
-def test_networks_with_running_statistics_train_one_at_a_time() -> None:
-    """Batch norm updates its buffers in place on every call, which one vectorised step cannot do."""
+def test_networks_that_cannot_be_stacked_are_refused_and_the_pipeline_trains_them_one_at_a_time() -> None:
+    """Batch norm updates its buffers in place on every call and dropout draws per call: one vectorised step
+    can do neither, so the pipeline falls back to one expert at a time (each stored as it ends)."""
     data, recipe = _data(120), TrainRecipe(epochs=2, lr=0.05, batch_size=32)
-    together = train_expert_group(data, _build("batch"), recipe, ExpertPlan(), seeds=[1, 2])
-    alone = [train_expert(data, _build("batch"), recipe, ExpertPlan(), seed=s) for s in (1, 2)]
-    assert all(torch.equal(a, b) for a, b in zip(together, alone, strict=True))
+    with pytest.raises(ValueError, match="buffers or dropout"):
+        train_expert_group(data, _build("batch"), recipe, ExpertPlan(), seeds=[1, 2])
+    assert not VectorisedExperts.supports(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1)))
+    assert VectorisedExperts.supports(_build()())
+    images, labels, names = load_digits_arrays()
+    raw = arrays_to_raw(images[:300], labels[:300], test_images=None, test_labels=None, class_names=names,
+                        holdout_fraction=0.2, seed=0)
+    stages = Stages(preset_config("tiny", 1, {"network": {"norm": "batch"}, "compute": {"experts_at_once": 2}}),
+                    prepare(raw, zca=False))
+    assert stages.experts_at_once() == 1
+    experts = stages.train_experts(ExpertPlan())
+    assert len(experts) == 2 and torch.equal(experts[0], stages.train_expert(0, ExpertPlan()))
 
 
 def _config(at_once: int) -> PadConfig:

@@ -55,6 +55,7 @@ def test_one_task_trains_experts_together_with_each_one_following_its_own_trajec
     assert completions == [0, 2]  # one task: both experts complete together
     assert all(0 < e[3] <= 2 for e in events if e[3] is not None)  # the running task's share counts both
 
+
 @pytest.mark.ray
 @pytest.mark.s3
 @pytest.mark.slow

@@ -212,8 +212,9 @@ class ComputeSettings(_Frozen):
     difference of large parameter vectors). ``experts_at_once``: experts trained together as one vectorised
     network (each still draws its own initialisation, shuffles and augmentations, so its trajectory is the one
     it gets alone, up to float rounding); for a GPU that one small network leaves idle. On this project's
-    CPU it is slower (2 cores, ConvNet-D3 at 28x28: 0.5x-0.7x the images per second of one at a time), hence
-    1 by default. ``spill_trajectories_gib``: see the field (no effect on results).
+    CPU it is slower (2 cores, ConvNet-D3 at 28x28: 0.55x-0.58x the images per second of one at a time,
+    benchmarks/results/experts_at_once.cpu.json), hence 1 by default. ``spill_trajectories_gib``: see the field
+    (no effect on results).
     """
 
     tf32: bool | None = None

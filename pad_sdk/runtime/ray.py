@@ -334,7 +334,9 @@ class RayRuntime(BaseModel):
         payload = ray.put((config, payload_data(stages.data), plan))
         task = ray.remote(train_expert_task).options(**self._task_options(), max_retries=self.max_failures)
         prefix = self._progress.call()
-        at_once = stages.experts_at_once()  # one task trains a group together, on one worker's device
+        # one task trains a group together, on one worker's device; never fewer tasks than workers while there are
+        # experts enough (8 missing, 4 workers, experts_at_once 8: four tasks of two, not one of eight)
+        at_once = min(stages.experts_at_once(), max(1, -(-len(pending) // self.num_workers)))
         groups = [tuple(pending[k:k + at_once]) for k in range(0, len(pending), at_once)]
         waiting = {task.remote(payload, store, group, self.threads, (self._progress.board, f"{prefix}{g}")): g
                    for g, group in enumerate(groups)}

@@ -145,25 +145,6 @@ def _distill_setting(device: torch.device, *, width: int, ipc: int, batch: int, 
             "losses": losses}
 
 
-def _expert_throughput(device: torch.device, *, width: int, images: int, side: int, epochs: int) -> float:
-    from pad_sdk.core.augment import DiffAugment
-    from pad_sdk.core.networks import create_network
-    from pad_sdk.core.seeding import make_generator, seeded
-    from pad_sdk.core.training import TrainRecipe, train_network
-
-    g = make_generator(0)
-    x, y = torch.randn(images, 1, side, side, generator=g).to(device), torch.randint(0, 10, (images,)).to(device)
-    net = seeded(0, lambda: create_network("convnet", in_channels=1, num_classes=10, image_size=(side, side),
-                                           width=width, depth=3)).to(device)
-    recipe = TrainRecipe(epochs=1, lr=0.01, batch_size=128)
-    train_network(net, x, y, recipe, generator=g, augment=DiffAugment())  # warm-up (cuDNN autotuning)
-    _sync(device)
-    began = time.perf_counter()
-    train_network(net, x, y, TrainRecipe(epochs=epochs, lr=0.01, batch_size=128), generator=g, augment=DiffAugment())
-    _sync(device)
-    return images * epochs / (time.perf_counter() - began)
-
-
 def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     from benchmarks.bench_experts import group_throughput
     from pad_sdk.config import ComputeSettings
@@ -209,8 +190,8 @@ def speed(device: torch.device, quick: bool, write: Callable[[dict[str, Any]], N
     bf16 = {}
     for flag in (False, True):
         with compute_mode(ComputeSettings(bf16_training=flag), device, training=True):
-            bf16[str(flag)] = {"images_per_s": _expert_throughput(device, width=width, images=images, side=side,
-                                                                   epochs=1 if quick else 3)}
+            bf16[str(flag)] = {"images_per_s": group_throughput(device, width=width, batch=128, images=images,
+                                                                 side=side, at_once=1, epochs=1 if quick else 3)}
     out["options"]["bf16_expert_training"] = bf16
     write(out)
     # compute.experts_at_once: images/s of all experts together (the target: >= 4x one at a time)

@@ -27,13 +27,6 @@ def _provenance(record: dict[str, Any]) -> str:
             f"CUDA {versions.get('cuda') or '-'}._")
 
 
-def _machine_provenance(record: dict[str, Any]) -> str:
-    m = record.get("machine", {})
-    return (f"_`{record.get('command', '?')}` at commit `{record.get('commit', '?')}`, {record.get('timestamp', '?')}; "
-            f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, GPU {m.get('gpu') or 'none'}, torch "
-            f"{m.get('torch', '?')}, {record.get('threads', '?')} threads, load average {m.get('load_average', '?')}._")
-
-
 def _met(value: float | None, target: float, *, at_most: bool = True) -> str:
     if value is None:
         return "-"
@@ -107,9 +100,11 @@ def _gpu_record_lines(name: str, record: dict[str, Any]) -> list[str]:
 
 
 def _experts_lines() -> list[str]:
+    from benchmarks.summary import _provenance as machine_provenance  # here: summary imports this module
+
     out: list[str] = []
     for name, record in _records("experts_at_once.*.json"):
-        out += [f"#### Experts trained together, `{name}`", "", _machine_provenance(record), "",
+        out += [f"#### Experts trained together, `{name}`", "", machine_provenance(record), "",
                 "| width | batch | experts at once | images / s | vs one at a time |", "|---:|---:|---:|---:|---:|"]
         for r in record["rows"]:
             ratio = "-" if r.get("ratio_to_one") is None else f"{r['ratio_to_one']:.2f}x"

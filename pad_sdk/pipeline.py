@@ -206,19 +206,23 @@ class Stages:
         with self.compute(training=True):
             return train_expert(
                 self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
-                seed=derive_seed(self.config.seed, 21, index), augment=self.augment, device=self.device,
+                seed=self.expert_seed(index), augment=self.augment, device=self.device,
                 on_epoch=on_epoch,
             )
 
     def train_expert_group(self, indices: Sequence[int], plan: ExpertPlan,
                            on_epoch: Callable[[int], None] | None = None) -> list[torch.Tensor]:
-        """Experts ``indices`` trained together (``compute.experts_at_once``); each as :meth:`train_expert`."""
+        """Experts ``indices`` trained together (``compute.experts_at_once``; one index is :meth:`train_expert`)."""
         with self.compute(training=True):
             return train_expert_group(
                 self.data.train, self.network_factory(), self.config.experts.recipe(), plan,
-                seeds=[derive_seed(self.config.seed, 21, index) for index in indices], augment=self.augment,
+                seeds=[self.expert_seed(index) for index in indices], augment=self.augment,
                 device=self.device, on_epoch=on_epoch,
             )
+
+    def expert_seed(self, index: int) -> int:
+        """Expert ``index``'s seed: its initialisation, shuffles and augmentations, and its stored record."""
+        return derive_seed(self.config.seed, 21, index)
 
     def train_experts(self, plan: ExpertPlan, store: TrajectoryStore | None = None) -> ExpertSource:
         """Train the experts that ``store`` lacks (all of them without a store); return them all."""
@@ -233,11 +237,9 @@ class Stages:
         for first in range(0, len(missing), at_once):
             group = missing[first:first + at_once]
             on_epoch = functools.partial(self._expert_epoch, finished, total, epochs, len(group))
-            trained = (self.train_expert_group(group, plan, on_epoch) if len(group) > 1
-                       else [self.train_expert(group[0], plan, on_epoch)])
-            for index, trajectory in zip(group, trained, strict=True):
+            for index, trajectory in zip(group, self.train_expert_group(group, plan, on_epoch), strict=True):
                 if store is not None:
-                    store.save(index, trajectory, seed=derive_seed(self.config.seed, 21, index))
+                    store.save(index, trajectory, seed=self.expert_seed(index))
                 else:
                     trajectories[index] = trajectory
                 finished += 1

@@ -145,13 +145,17 @@ def train_expert_group(
     For a GPU that one small expert leaves idle (the first GPU run trained one at ~54,000 images/s on an H200).
     Each expert keeps its own generator, so it draws the initialisation, shuffles and augmentations that
     :func:`train_expert` with its seed draws: its trajectory equals that one up to float rounding (with TF32
-    off: TF32 rounds a grouped convolution differently from a plain one). Callers check
-    :meth:`VectorisedExperts.supports` first and train other networks one at a time, storing each as it ends.
+    off: TF32 rounds a grouped convolution differently from a plain one). One seed is :func:`train_expert`.
+    Callers check :meth:`VectorisedExperts.supports` first and train other networks one at a time, storing each
+    as it ends.
     """
     device = device or data.images.device
-    if not VectorisedExperts.supports(build_network()):
-        raise ValueError("this network has buffers or dropout: its experts cannot be trained together")
+    if len(seeds) == 1:
+        return [train_expert(data, build_network, recipe, plan, seed=seeds[0], augment=augment, device=device,
+                             on_epoch=on_epoch)]
     networks = [seeded(seed, build_network).to(device) for seed in seeds]
+    if not VectorisedExperts.supports(networks[0]):
+        raise ValueError("this network has buffers or dropout: its experts cannot be trained together")
     experts = VectorisedExperts(networks, recipe, soft=data.labels.dim() == 2)
     del networks
     generators = [make_generator(seed) for seed in seeds]

@@ -14,7 +14,6 @@ import torch
 
 from pad_sdk.config import PadConfig
 from pad_sdk.core.experts import ExpertPlan
-from pad_sdk.core.seeding import derive_seed
 from pad_sdk.core.training import Accuracy
 from pad_sdk.pipeline import EvalJob, Stages
 from pad_sdk.runtime._ray_data import resolve
@@ -37,10 +36,8 @@ def train_expert_task(payload: tuple[PadConfig, Any, ExpertPlan], store: Traject
     if missing:
         stages = Stages(config, resolve(data))
         on_epoch = share_poster(progress, config.experts.epochs)
-        trained = (stages.train_expert_group(missing, plan, on_epoch) if len(missing) > 1
-                   else [stages.train_expert(missing[0], plan, on_epoch)])
-        for index, trajectory in zip(missing, trained, strict=True):
-            store.save(index, trajectory, seed=derive_seed(config.seed, 21, index))
+        for index, trajectory in zip(missing, stages.train_expert_group(missing, plan, on_epoch), strict=True):
+            store.save(index, trajectory, seed=stages.expert_seed(index))
     return [(index, index in missing) for index in indices]
 
 

@@ -30,11 +30,12 @@ from pad_sdk.core.experts import VectorisedExperts
 from pad_sdk.core.params import flatten_params
 from pad_sdk.core.training import LabelledImages
 from pad_sdk.host import load_average, load_notes, peak_rss_bytes, process_rss_bytes, usable_cpus
-from pad_sdk.pipeline import Stages, spills_trajectories
+from pad_sdk.pipeline import Stages
 from pad_sdk.plans import STAGE_ORDER, Plan, StageEstimate
 from pad_sdk.probes import planned_candidates
 from pad_sdk.reports.cost import Prices
 from pad_sdk.runtime import StartUpCosts
+from pad_sdk.trajectories import spills_trajectories
 
 
 # -- the counts the settings imply -------------------------------------------------------------------------

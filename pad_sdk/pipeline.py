@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,7 +32,7 @@ from pad_sdk.core.synthetic import SyntheticSet, initialise_synthetic
 from pad_sdk.core.training import Accuracy, TrainRecipe
 from pad_sdk.data import Normalisation, PreparedData, to_float_images, to_labels  # noqa: F401  (re-exported)
 from pad_sdk.errors import BudgetExhausted, ConfigError
-from pad_sdk.trajectories import TrajectoryStore
+from pad_sdk.trajectories import StoreExperts, TrajectoryStore
 
 log = structlog.get_logger(__name__)
 EventSink = Callable[..., None]
@@ -386,29 +386,3 @@ class EvalJob:
     synthetic: SyntheticSet | None = None
     rows: torch.Tensor | None = None
     on_validation: bool = False  # test on the validation split (choosing settings) instead of the holdout
-
-
-@dataclass
-class StoreExperts:
-    """Experts read from a trajectory store on demand, keeping the last few in memory."""
-
-    store: TrajectoryStore
-    count: int
-    cache_size: int = 4
-    _cache: dict[int, torch.Tensor] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        if index not in self._cache:
-            if len(self._cache) >= self.cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[index] = self.store.load(index)
-        return self._cache[index]
-
-
-def spills_trajectories(config: PadConfig, size: int) -> bool:
-    """Whether trajectories of ``size`` bytes go to a temporary store instead of memory (no store given)."""
-    limit = config.compute.spill_trajectories_gib
-    return limit is not None and size > limit * 2**30

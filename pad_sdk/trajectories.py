@@ -10,13 +10,17 @@ Format (version 1), under a prefix ``<uri>/``:
 
 An expert file is written under a temporary name and renamed when complete, so a reader never sees half
 an expert and a resumed run trains only the experts whose files are missing.
+
+:class:`StoreExperts` reads a store's experts on demand for the distillation; :func:`spills_trajectories`
+says when a run without a store keeps its experts in a temporary one instead of memory.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import torch
@@ -24,6 +28,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from pad_sdk.errors import TrajectoryStoreError
+
+if TYPE_CHECKING:
+    from pad_sdk.config import PadConfig
 
 FORMAT = "pad-sdk-trajectories"
 VERSION = 1
@@ -143,3 +150,29 @@ def _prod(shape: list[int]) -> int:
     for s in shape:
         out *= int(s)
     return out
+
+
+@dataclass
+class StoreExperts:
+    """Experts read from a trajectory store on demand, keeping the last few in memory."""
+
+    store: TrajectoryStore
+    count: int
+    cache_size: int = 4
+    _cache: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = self.store.load(index)
+        return self._cache[index]
+
+
+def spills_trajectories(config: PadConfig, size: int) -> bool:
+    """Whether trajectories of ``size`` bytes go to a temporary store instead of memory (no store given)."""
+    limit = config.compute.spill_trajectories_gib
+    return limit is not None and size > limit * 2**30

@@ -25,10 +25,10 @@ from pad_sdk.core.scheduler import static_prune
 from pad_sdk.core.seeding import seeded
 from pad_sdk.core.synthetic import SyntheticSet, hard_label_set
 from pad_sdk.data import PreparedData, with_validation
-from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key, spills_trajectories
+from pad_sdk.pipeline import EventSink, Stages, experts_key, scoring_key
 from pad_sdk.presets import merge_settings, preset_config
 from pad_sdk.runtime import LocalRuntime, Runtime
-from pad_sdk.trajectories import TrajectoryStore
+from pad_sdk.trajectories import TrajectoryStore, spills_trajectories
 
 
 class Method(Protocol):

@@ -32,8 +32,9 @@ import torch
 
 from pad_sdk.core.distill import Distiller, ExpertSource, IterationRecord, SyntheticSet
 from pad_sdk.core.seeding import derive_seed
-from pad_sdk.pipeline import Stages, StoreExperts
+from pad_sdk.pipeline import Stages
 from pad_sdk.runtime._ray_data import resolve
+from pad_sdk.trajectories import StoreExperts
 
 log = structlog.get_logger(__name__)
 

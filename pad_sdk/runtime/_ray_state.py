@@ -10,7 +10,8 @@ from typing import Any
 
 from pad_sdk.core.distill import ExpertSource
 from pad_sdk.errors import WorkerError
-from pad_sdk.pipeline import Stages, StoreExperts, experts_key
+from pad_sdk.pipeline import Stages, experts_key
+from pad_sdk.trajectories import StoreExperts
 
 
 class RayRunError(WorkerError):

@@ -44,7 +44,7 @@ from pad_sdk.core.scoring import mean_of_runs
 from pad_sdk.data import PreparedData, RawData, open_source, prepare
 from pad_sdk.disk_data import data_budget, stored_bytes
 from pad_sdk.errors import ConfigError, translated_errors
-from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages, StoreExperts
+from pad_sdk.pipeline import EVAL_TIMING, EvalJob, Stages
 from pad_sdk.runtime import StartUpCosts, _ray_distill
 from pad_sdk.runtime._ray_data import (
     HELD_ON_NODES,
@@ -65,7 +65,7 @@ from pad_sdk.runtime._ray_state import (
     experts_store_key,
 )
 from pad_sdk.runtime._ray_tasks import StartProbe, evaluate_network, score_run_task, train_expert_task
-from pad_sdk.trajectories import TrajectoryStore
+from pad_sdk.trajectories import StoreExperts, TrajectoryStore
 
 log = structlog.get_logger(__name__)
 DEFAULT_STORAGE = os.path.join(tempfile.gettempdir(), "pad-sdk-ray")
